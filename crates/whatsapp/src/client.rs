@@ -149,7 +149,11 @@ impl CloudApiClient {
             config.api_base.trim_end_matches('/'),
             config.api_version.trim_matches('/')
         );
-        Ok(CloudApiClient { http, versioned_base, access_token: config.access_token })
+        Ok(CloudApiClient {
+            http,
+            versioned_base,
+            access_token: config.access_token,
+        })
     }
 
     /// Sends `message` from the business number `phone_number_id` to `to`, quoting `reply_to`.
@@ -166,30 +170,52 @@ impl CloudApiClient {
         message.validate()?;
         let body = message.to_request_json(to, reply_to);
         let (http_status, answer) = self.post(phone_number_id, &body).await?;
-        let accepted: Accepted = serde_json::from_slice(&answer).map_err(|error| SendError::UnexpectedResponse {
-            http_status,
-            reason: format!("the body is not a send result: {error}"),
-        })?;
-        let first = accepted.messages.into_iter().next().ok_or_else(|| SendError::UnexpectedResponse {
-            http_status,
-            reason: "the answer has no messages[0].id".to_owned(),
-        })?;
+        let accepted: Accepted =
+            serde_json::from_slice(&answer).map_err(|error| SendError::UnexpectedResponse {
+                http_status,
+                reason: format!("the body is not a send result: {error}"),
+            })?;
+        let first =
+            accepted
+                .messages
+                .into_iter()
+                .next()
+                .ok_or_else(|| SendError::UnexpectedResponse {
+                    http_status,
+                    reason: "the answer has no messages[0].id".to_owned(),
+                })?;
         tracing::debug!(phone_number_id, kind = message.kind(), message_id = %first.id, "message accepted by the Cloud API");
         Ok(SentMessage {
             message_id: first.id,
-            wa_id: accepted.contacts.into_iter().next().and_then(|contact| contact.wa_id),
+            wa_id: accepted
+                .contacts
+                .into_iter()
+                .next()
+                .and_then(|contact| contact.wa_id),
             message_status: first.message_status,
         })
     }
 
     /// Marks `message_id` (and everything before it in that chat) as read.
-    pub async fn mark_read(&self, phone_number_id: &str, message_id: &str) -> Result<(), SendError> {
-        self.post(phone_number_id, &mark_read_json(message_id)).await.map(|_| ())
+    pub async fn mark_read(
+        &self,
+        phone_number_id: &str,
+        message_id: &str,
+    ) -> Result<(), SendError> {
+        self.post(phone_number_id, &mark_read_json(message_id))
+            .await
+            .map(|_| ())
     }
 
     /// Marks `message_id` as read and shows a typing indicator until the next reply (at most 25 s).
-    pub async fn mark_read_and_type(&self, phone_number_id: &str, message_id: &str) -> Result<(), SendError> {
-        self.post(phone_number_id, &mark_read_with_typing_json(message_id)).await.map(|_| ())
+    pub async fn mark_read_and_type(
+        &self,
+        phone_number_id: &str,
+        message_id: &str,
+    ) -> Result<(), SendError> {
+        self.post(phone_number_id, &mark_read_with_typing_json(message_id))
+            .await
+            .map(|_| ())
     }
 
     /// POSTs `body` to the messages endpoint; returns the status and body of a 2xx answer.
@@ -206,7 +232,10 @@ impl CloudApiClient {
             .map_err(|error| self.transport_error(&error))?;
         let http_status = response.status();
         let retry_after = retry_after_header(response.headers());
-        let answer = response.bytes().await.map_err(|error| self.transport_error(&error))?;
+        let answer = response
+            .bytes()
+            .await
+            .map_err(|error| self.transport_error(&error))?;
         if http_status.is_success() {
             return Ok((http_status.as_u16(), answer.to_vec()));
         }
@@ -225,11 +254,21 @@ impl CloudApiClient {
         // `without_url` keeps the phone number id out; the token is never part of the error, but
         // scrub anyway in case a proxy or TLS layer ever echoes a header.
         let reason = self.scrub(&strip_url(error).to_string());
-        SendError::Transport { timed_out: error.is_timeout(), reason }
+        SendError::Transport {
+            timed_out: error.is_timeout(),
+            reason,
+        }
     }
 
-    fn graph_error(&self, http_status: u16, answer: &[u8], retry_after: Option<Duration>) -> GraphError {
-        let Ok(GraphErrorBody { error: Some(body) }) = serde_json::from_slice::<GraphErrorBody>(answer) else {
+    fn graph_error(
+        &self,
+        http_status: u16,
+        answer: &[u8],
+        retry_after: Option<Duration>,
+    ) -> GraphError {
+        let Ok(GraphErrorBody { error: Some(body) }) =
+            serde_json::from_slice::<GraphErrorBody>(answer)
+        else {
             let text = String::from_utf8_lossy(answer);
             return GraphError {
                 http_status,
@@ -243,7 +282,10 @@ impl CloudApiClient {
             code: body.code.unwrap_or_default(),
             subcode: body.error_subcode,
             message: self.scrub(&truncate(body.message.as_deref().unwrap_or_default())),
-            details: body.error_data.and_then(|data| data.details).map(|details| self.scrub(&truncate(&details))),
+            details: body
+                .error_data
+                .and_then(|data| data.details)
+                .map(|details| self.scrub(&truncate(&details))),
             fbtrace_id: body.fbtrace_id,
             retry_after,
         }
@@ -260,7 +302,9 @@ impl CloudApiClient {
 
 impl std::fmt::Debug for CloudApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CloudApiClient").field("versioned_base", &self.versioned_base).finish_non_exhaustive()
+        f.debug_struct("CloudApiClient")
+            .field("versioned_base", &self.versioned_base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -286,7 +330,10 @@ impl SendError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            SendError::Throughput(_) | SendError::PairRateLimit(_) | SendError::Server(_) | SendError::Transport { .. }
+            SendError::Throughput(_)
+                | SendError::PairRateLimit(_)
+                | SendError::Server(_)
+                | SendError::Transport { .. }
         )
     }
 
@@ -301,7 +348,11 @@ impl SendError {
             SendError::Transport { .. } => Duration::from_secs(1),
             _ => return None,
         };
-        Some(self.graph_error().and_then(|error| error.retry_after).unwrap_or(default))
+        Some(
+            self.graph_error()
+                .and_then(|error| error.retry_after)
+                .unwrap_or(default),
+        )
     }
 
     /// The delay before retry number `attempt` (0-based): [`retry_after`](Self::retry_after) times
@@ -309,7 +360,10 @@ impl SendError {
     pub fn backoff(&self, attempt: u32) -> Option<Duration> {
         let base = self.retry_after()?;
         let factor = 4u32.saturating_pow(attempt.min(10));
-        Some(base.saturating_mul(factor).min(Duration::from_secs(15 * 60)))
+        Some(
+            base.saturating_mul(factor)
+                .min(Duration::from_secs(15 * 60)),
+        )
     }
 
     /// The Graph error behind this failure, when Graph answered.
@@ -322,7 +376,10 @@ impl SendError {
             | SendError::InvalidParameter(error)
             | SendError::Server(error)
             | SendError::Other(error) => Some(error),
-            SendError::Invalid(_) | SendError::BadPhoneNumberId { .. } | SendError::Transport { .. } | SendError::UnexpectedResponse { .. } => None,
+            SendError::Invalid(_)
+            | SendError::BadPhoneNumberId { .. }
+            | SendError::Transport { .. }
+            | SendError::UnexpectedResponse { .. } => None,
         }
     }
 }
@@ -387,7 +444,9 @@ struct GraphErrorData {
 /// A phone number id goes into the URL path: allow only what real ids look like.
 fn check_path_segment(phone_number_id: &str) -> Result<(), SendError> {
     if phone_number_id.is_empty() || !phone_number_id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(SendError::BadPhoneNumberId { phone_number_id: phone_number_id.to_owned() });
+        return Err(SendError::BadPhoneNumberId {
+            phone_number_id: phone_number_id.to_owned(),
+        });
     }
     Ok(())
 }
@@ -401,7 +460,13 @@ fn strip_url(error: &reqwest::Error) -> String {
 }
 
 fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    let seconds: u64 = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some(Duration::from_secs(seconds))
 }
 

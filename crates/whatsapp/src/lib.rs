@@ -21,6 +21,6 @@ pub use client::{CloudApiClient, CloudApiConfig, GraphError, SendError, SentMess
 pub use outbound::{OutboundError, OutboundMessage, ReplyButton, Row, Section};
 pub use signature::SignatureError;
 pub use webhook::{
-    parse_notification, ApiErrorInfo, DeliveryStatus, InboundMessage, MediaKind, MessageContent, Notification,
-    ParseError, StatusUpdate,
+    parse_notification, ApiErrorInfo, DeliveryStatus, InboundMessage, MediaKind, MessageContent,
+    Notification, ParseError, StatusUpdate,
 };

@@ -44,14 +44,33 @@ pub const MAX_TEXT_BODY: usize = 4096;
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutboundMessage {
     /// Free-form text. `preview_url: None` leaves the field out (Meta's default is no preview).
-    Text { body: String, preview_url: Option<bool> },
+    Text {
+        body: String,
+        preview_url: Option<bool>,
+    },
     /// Interactive reply buttons (at most [`MAX_BUTTONS`]).
-    Buttons { header: Option<String>, body: String, footer: Option<String>, buttons: Vec<ReplyButton> },
+    Buttons {
+        header: Option<String>,
+        body: String,
+        footer: Option<String>,
+        buttons: Vec<ReplyButton>,
+    },
     /// An interactive list: `button` is the label of the button that opens it.
-    List { header: Option<String>, body: String, footer: Option<String>, button: String, sections: Vec<Section> },
+    List {
+        header: Option<String>,
+        body: String,
+        footer: Option<String>,
+        button: String,
+        sections: Vec<Section>,
+    },
     /// An approved template; the only kind allowed outside the 24-hour window. Each quick-reply
     /// payload goes to the button at the same index.
-    Template { name: String, language: String, body_params: Vec<String>, quick_reply_payloads: Vec<String> },
+    Template {
+        name: String,
+        language: String,
+        body_params: Vec<String>,
+        quick_reply_payloads: Vec<String>,
+    },
 }
 
 /// One reply button: `id` comes back in the customer's `button_reply`.
@@ -82,9 +101,17 @@ pub enum OutboundError {
     #[error("{what} is empty")]
     Empty { what: String },
     #[error("{what} has {actual} characters, more than the {limit} WhatsApp allows")]
-    TooLong { what: String, actual: usize, limit: usize },
+    TooLong {
+        what: String,
+        actual: usize,
+        limit: usize,
+    },
     #[error("{what}: {actual} given, WhatsApp allows {limit}")]
-    TooMany { what: String, actual: usize, limit: usize },
+    TooMany {
+        what: String,
+        actual: usize,
+        limit: usize,
+    },
     #[error("{what} {value:?} is used twice; WhatsApp requires them to be unique")]
     Duplicate { what: String, value: String },
     #[error("{what} {value:?} has leading or trailing spaces")]
@@ -93,20 +120,34 @@ pub enum OutboundError {
 
 impl ReplyButton {
     pub fn new(id: impl Into<String>, title: impl Into<String>) -> Self {
-        ReplyButton { id: id.into(), title: title.into() }
+        ReplyButton {
+            id: id.into(),
+            title: title.into(),
+        }
     }
 }
 
 impl Row {
-    pub fn new(id: impl Into<String>, title: impl Into<String>, description: Option<String>) -> Self {
-        Row { id: id.into(), title: title.into(), description }
+    pub fn new(
+        id: impl Into<String>,
+        title: impl Into<String>,
+        description: Option<String>,
+    ) -> Self {
+        Row {
+            id: id.into(),
+            title: title.into(),
+            description,
+        }
     }
 }
 
 impl OutboundMessage {
     /// Plain text without a link preview flag.
     pub fn text(body: impl Into<String>) -> Self {
-        OutboundMessage::Text { body: body.into(), preview_url: None }
+        OutboundMessage::Text {
+            body: body.into(),
+            preview_url: None,
+        }
     }
 
     /// The short name of the kind, for logs and metrics: `text`, `buttons`, `list` or `template`.
@@ -144,24 +185,49 @@ impl OutboundMessage {
                 request.insert("type".into(), json!("text"));
                 request.insert("text".into(), Value::Object(text));
             }
-            OutboundMessage::Buttons { header, body, footer, buttons } => {
+            OutboundMessage::Buttons {
+                header,
+                body,
+                footer,
+                buttons,
+            } => {
                 let buttons: Vec<Value> = buttons
                     .iter()
                     .map(|button| json!({ "type": "reply", "reply": { "id": button.id, "title": button.title } }))
                     .collect();
                 let action = json!({ "buttons": buttons });
                 request.insert("type".into(), json!("interactive"));
-                request.insert("interactive".into(), interactive("button", header, body, footer, action));
+                request.insert(
+                    "interactive".into(),
+                    interactive("button", header, body, footer, action),
+                );
             }
-            OutboundMessage::List { header, body, footer, button, sections } => {
+            OutboundMessage::List {
+                header,
+                body,
+                footer,
+                button,
+                sections,
+            } => {
                 let sections: Vec<Value> = sections.iter().map(section_json).collect();
                 let action = json!({ "button": button, "sections": sections });
                 request.insert("type".into(), json!("interactive"));
-                request.insert("interactive".into(), interactive("list", header, body, footer, action));
+                request.insert(
+                    "interactive".into(),
+                    interactive("list", header, body, footer, action),
+                );
             }
-            OutboundMessage::Template { name, language, body_params, quick_reply_payloads } => {
+            OutboundMessage::Template {
+                name,
+                language,
+                body_params,
+                quick_reply_payloads,
+            } => {
                 request.insert("type".into(), json!("template"));
-                request.insert("template".into(), template_json(name, language, body_params, quick_reply_payloads));
+                request.insert(
+                    "template".into(),
+                    template_json(name, language, body_params, quick_reply_payloads),
+                );
             }
         }
         Value::Object(request)
@@ -174,30 +240,56 @@ impl OutboundMessage {
                 non_empty("text body", body)?;
                 max_chars("text body", body, MAX_TEXT_BODY)
             }
-            OutboundMessage::Buttons { header, body, footer, buttons } => {
+            OutboundMessage::Buttons {
+                header,
+                body,
+                footer,
+                buttons,
+            } => {
                 check_frame(header, body, footer)?;
                 if buttons.is_empty() || buttons.len() > MAX_BUTTONS {
-                    return Err(OutboundError::TooMany { what: "buttons".into(), actual: buttons.len(), limit: MAX_BUTTONS });
+                    return Err(OutboundError::TooMany {
+                        what: "buttons".into(),
+                        actual: buttons.len(),
+                        limit: MAX_BUTTONS,
+                    });
                 }
                 for button in buttons {
                     check_id("button id", &button.id, MAX_BUTTON_ID)?;
                     non_empty("button title", &button.title)?;
                     max_chars("button title", &button.title, MAX_BUTTON_TITLE)?;
                 }
-                unique("button title", buttons.iter().map(|button| button.title.as_str()))?;
+                unique(
+                    "button title",
+                    buttons.iter().map(|button| button.title.as_str()),
+                )?;
                 unique("button id", buttons.iter().map(|button| button.id.as_str()))
             }
-            OutboundMessage::List { header, body, footer, button, sections } => {
+            OutboundMessage::List {
+                header,
+                body,
+                footer,
+                button,
+                sections,
+            } => {
                 check_frame(header, body, footer)?;
                 non_empty("list button label", button)?;
                 max_chars("list button label", button, MAX_LIST_BUTTON_LABEL)?;
                 if sections.is_empty() || sections.len() > MAX_LIST_SECTIONS {
                     let actual = sections.len();
-                    return Err(OutboundError::TooMany { what: "list sections".into(), actual, limit: MAX_LIST_SECTIONS });
+                    return Err(OutboundError::TooMany {
+                        what: "list sections".into(),
+                        actual,
+                        limit: MAX_LIST_SECTIONS,
+                    });
                 }
                 let rows: Vec<&Row> = sections.iter().flat_map(|section| &section.rows).collect();
                 if rows.is_empty() || rows.len() > MAX_LIST_ROWS {
-                    return Err(OutboundError::TooMany { what: "list rows".into(), actual: rows.len(), limit: MAX_LIST_ROWS });
+                    return Err(OutboundError::TooMany {
+                        what: "list rows".into(),
+                        actual: rows.len(),
+                        limit: MAX_LIST_ROWS,
+                    });
                 }
                 for section in sections {
                     if let Some(title) = &section.title {
@@ -237,7 +329,13 @@ pub fn mark_read_with_typing_json(message_id: &str) -> Value {
     })
 }
 
-fn interactive(kind: &str, header: &Option<String>, body: &str, footer: &Option<String>, action: Value) -> Value {
+fn interactive(
+    kind: &str,
+    header: &Option<String>,
+    body: &str,
+    footer: &Option<String>,
+    action: Value,
+) -> Value {
     let mut interactive = Map::new();
     interactive.insert("type".into(), json!(kind));
     if let Some(header) = header {
@@ -273,10 +371,18 @@ fn section_json(section: &Section) -> Value {
     Value::Object(object)
 }
 
-fn template_json(name: &str, language: &str, body_params: &[String], quick_reply_payloads: &[String]) -> Value {
+fn template_json(
+    name: &str,
+    language: &str,
+    body_params: &[String],
+    quick_reply_payloads: &[String],
+) -> Value {
     let mut components = Vec::new();
     if !body_params.is_empty() {
-        let parameters: Vec<Value> = body_params.iter().map(|text| json!({ "type": "text", "text": text })).collect();
+        let parameters: Vec<Value> = body_params
+            .iter()
+            .map(|text| json!({ "type": "text", "text": text }))
+            .collect();
         components.push(json!({ "type": "body", "parameters": parameters }));
     }
     for (index, payload) in quick_reply_payloads.iter().enumerate() {
@@ -296,7 +402,11 @@ fn template_json(name: &str, language: &str, body_params: &[String], quick_reply
     Value::Object(template)
 }
 
-fn check_frame(header: &Option<String>, body: &str, footer: &Option<String>) -> Result<(), OutboundError> {
+fn check_frame(
+    header: &Option<String>,
+    body: &str,
+    footer: &Option<String>,
+) -> Result<(), OutboundError> {
     non_empty("interactive body", body)?;
     max_chars("interactive body", body, MAX_INTERACTIVE_BODY)?;
     if let Some(header) = header {
@@ -312,7 +422,10 @@ fn check_id(what: &str, id: &str, limit: usize) -> Result<(), OutboundError> {
     non_empty(what, id)?;
     max_chars(what, id, limit)?;
     if id.trim() != id {
-        return Err(OutboundError::Untrimmed { what: what.into(), value: id.into() });
+        return Err(OutboundError::Untrimmed {
+            what: what.into(),
+            value: id.into(),
+        });
     }
     Ok(())
 }
@@ -327,7 +440,11 @@ fn non_empty(what: &str, value: &str) -> Result<(), OutboundError> {
 fn max_chars(what: &str, value: &str, limit: usize) -> Result<(), OutboundError> {
     let actual = value.chars().count();
     if actual > limit {
-        return Err(OutboundError::TooLong { what: what.into(), actual, limit });
+        return Err(OutboundError::TooLong {
+            what: what.into(),
+            actual,
+            limit,
+        });
     }
     Ok(())
 }
@@ -336,7 +453,10 @@ fn unique<'a>(what: &str, values: impl Iterator<Item = &'a str>) -> Result<(), O
     let mut seen = std::collections::HashSet::new();
     for value in values {
         if !seen.insert(value) {
-            return Err(OutboundError::Duplicate { what: what.into(), value: value.into() });
+            return Err(OutboundError::Duplicate {
+                what: what.into(),
+                value: value.into(),
+            });
         }
     }
     Ok(())

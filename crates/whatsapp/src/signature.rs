@@ -33,19 +33,28 @@ pub enum SignatureError {
 ///
 /// The comparison is constant time (`Mac::verify_slice`). Upper-case hex digits are accepted, since
 /// they decode to the same bytes; surrounding whitespace is trimmed.
-pub fn verify(app_secret: &[u8], raw_body: &[u8], header: Option<&str>) -> Result<(), SignatureError> {
+pub fn verify(
+    app_secret: &[u8],
+    raw_body: &[u8],
+    header: Option<&str>,
+) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?.trim();
     if header.is_empty() {
         return Err(SignatureError::Missing);
     }
     let hex_digest = header
         .strip_prefix(PREFIX)
-        .ok_or(SignatureError::Malformed { reason: "expected the prefix sha256=" })?;
+        .ok_or(SignatureError::Malformed {
+            reason: "expected the prefix sha256=",
+        })?;
     if hex_digest.len() != 64 {
-        return Err(SignatureError::Malformed { reason: "expected 64 hex digits after sha256=" });
+        return Err(SignatureError::Malformed {
+            reason: "expected 64 hex digits after sha256=",
+        });
     }
-    let expected = hex::decode(hex_digest)
-        .map_err(|_| SignatureError::Malformed { reason: "the digest is not hexadecimal" })?;
+    let expected = hex::decode(hex_digest).map_err(|_| SignatureError::Malformed {
+        reason: "the digest is not hexadecimal",
+    })?;
     mac_of(app_secret, raw_body)
         .verify_slice(&expected)
         .map_err(|_| SignatureError::Mismatch)

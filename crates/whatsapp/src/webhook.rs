@@ -64,7 +64,11 @@ pub enum MessageContent {
     /// `type=interactive`, `interactive.type=button_reply`: the customer tapped one of our buttons.
     ButtonReply { id: String, title: String },
     /// `type=interactive`, `interactive.type=list_reply`: the customer picked a row of our list.
-    ListReply { id: String, title: String, description: Option<String> },
+    ListReply {
+        id: String,
+        title: String,
+        description: Option<String>,
+    },
     /// `type=button`: the customer tapped a quick-reply button of a template.
     TemplateButton { payload: String, text: String },
     /// `type=image|video|audio|document|sticker`.
@@ -76,13 +80,21 @@ pub enum MessageContent {
         filename: Option<String>,
     },
     /// `type=location`: a chosen place (with name and address) or a bare current location.
-    Location { latitude: f64, longitude: f64, name: Option<String>, address: Option<String> },
+    Location {
+        latitude: f64,
+        longitude: f64,
+        name: Option<String>,
+        address: Option<String>,
+    },
     /// `type=contacts`: shared contact cards.
     Contacts { contacts: Vec<SharedContact> },
     /// `type=reaction`. An empty `emoji` means the customer removed their reaction.
     Reaction { message_id: String, emoji: String },
     /// `type=system`, e.g. `user_changed_number` (then `new_wa_id` is the new number).
-    System { body: String, new_wa_id: Option<String> },
+    System {
+        body: String,
+        new_wa_id: Option<String>,
+    },
     /// `type=unsupported`, or a known type that arrived without its body; `errors` says why.
     Unsupported { errors: Vec<ApiErrorInfo> },
     /// A type this crate does not know yet (`order`, `nfm_reply`, `request_welcome`, ...). The
@@ -209,7 +221,9 @@ impl InboundMessage {
     pub fn text(&self) -> Option<&str> {
         match &self.content {
             MessageContent::Text { body } => Some(body),
-            MessageContent::ButtonReply { title, .. } | MessageContent::ListReply { title, .. } => Some(title),
+            MessageContent::ButtonReply { title, .. } | MessageContent::ListReply { title, .. } => {
+                Some(title)
+            }
             MessageContent::TemplateButton { text, .. } => Some(text),
             MessageContent::Media { caption, .. } => caption.as_deref(),
             _ => None,
@@ -219,7 +233,9 @@ impl InboundMessage {
     /// The id the customer chose: a button or list row id we sent, or a template button's payload.
     pub fn choice(&self) -> Option<&str> {
         match &self.content {
-            MessageContent::ButtonReply { id, .. } | MessageContent::ListReply { id, .. } => Some(id),
+            MessageContent::ButtonReply { id, .. } | MessageContent::ListReply { id, .. } => {
+                Some(id)
+            }
             MessageContent::TemplateButton { payload, .. } => Some(payload),
             _ => None,
         }
@@ -480,7 +496,11 @@ struct RawErrorData {
 // Conversion.
 
 fn collect_change(change: &RawChange, path: &str, out: &mut Notification) {
-    if change.field.as_deref().is_some_and(|field| field != "messages") {
+    if change
+        .field
+        .as_deref()
+        .is_some_and(|field| field != "messages")
+    {
         // Other subscriptions (template status, account updates) share the endpoint; not ours.
         return;
     }
@@ -490,7 +510,10 @@ fn collect_change(change: &RawChange, path: &str, out: &mut Notification) {
     let value = match RawValue::deserialize(value) {
         Ok(value) => value,
         Err(error) => {
-            out.skipped.push(SkippedItem { path: path.to_owned(), reason: error.to_string() });
+            out.skipped.push(SkippedItem {
+                path: path.to_owned(),
+                reason: error.to_string(),
+            });
             return;
         }
     };
@@ -507,8 +530,12 @@ fn collect_change(change: &RawChange, path: &str, out: &mut Notification) {
     for (index, raw) in value.messages.iter().flatten().enumerate() {
         let item_path = format!("{path}.messages[{index}]");
         let Some(phone_number_id) = phone_number_id.clone() else {
-            let reason = "metadata.phone_number_id is missing, so no reply could be sent".to_owned();
-            out.skipped.push(SkippedItem { path: item_path, reason });
+            let reason =
+                "metadata.phone_number_id is missing, so no reply could be sent".to_owned();
+            out.skipped.push(SkippedItem {
+                path: item_path,
+                reason,
+            });
             continue;
         };
         let context = MessageContext {
@@ -518,13 +545,19 @@ fn collect_change(change: &RawChange, path: &str, out: &mut Notification) {
         };
         match to_inbound_message(raw, &context) {
             Ok(message) => out.messages.push(message),
-            Err(reason) => out.skipped.push(SkippedItem { path: item_path, reason }),
+            Err(reason) => out.skipped.push(SkippedItem {
+                path: item_path,
+                reason,
+            }),
         }
     }
     for (index, raw) in value.statuses.iter().flatten().enumerate() {
         match to_status_update(raw, phone_number_id.clone()) {
             Ok(status) => out.statuses.push(status),
-            Err(reason) => out.skipped.push(SkippedItem { path: format!("{path}.statuses[{index}]"), reason }),
+            Err(reason) => out.skipped.push(SkippedItem {
+                path: format!("{path}.statuses[{index}]"),
+                reason,
+            }),
         }
     }
     for raw in value.errors.iter().flatten() {
@@ -545,13 +578,22 @@ fn to_inbound_message(raw: &Value, context: &MessageContext<'_>) -> Result<Inbou
     let timestamp = parse_timestamp(message.timestamp.as_ref())?;
     let sender = context.contacts.iter().find(|contact| {
         let same_wa_id = message.from.is_some() && contact.wa_id == message.from;
-        let same_user_id = message.from_user_id.is_some() && contact.user_id == message.from_user_id;
+        let same_user_id =
+            message.from_user_id.is_some() && contact.user_id == message.from_user_id;
         same_wa_id || same_user_id
     });
-    let user_id = message.from_user_id.clone().or_else(|| sender.and_then(|contact| contact.user_id.clone()));
-    let profile_name = sender.and_then(|contact| contact.profile.as_ref()).and_then(|profile| profile.name.clone());
+    let user_id = message
+        .from_user_id
+        .clone()
+        .or_else(|| sender.and_then(|contact| contact.user_id.clone()));
+    let profile_name = sender
+        .and_then(|contact| contact.profile.as_ref())
+        .and_then(|profile| profile.name.clone());
     let (context_id, forwarded) = match &message.context {
-        Some(ctx) => (ctx.id.clone(), ctx.forwarded == Some(true) || ctx.frequently_forwarded == Some(true)),
+        Some(ctx) => (
+            ctx.id.clone(),
+            ctx.forwarded == Some(true) || ctx.frequently_forwarded == Some(true),
+        ),
         None => (None, false),
     };
     let referral = message.referral.as_ref().map(|referral| Referral {
@@ -581,15 +623,17 @@ fn to_inbound_message(raw: &Value, context: &MessageContext<'_>) -> Result<Inbou
 fn to_content(message: &RawMessage) -> MessageContent {
     let type_name = message.type_name.as_deref().unwrap_or_default();
     let content = match type_name {
-        "text" => message.text.as_ref().map(|text| MessageContent::Text { body: text.body.clone().unwrap_or_default() }),
-        "interactive" => match &message.interactive {
-            Some(interactive) => Some(to_interactive_content(interactive)),
-            None => None,
-        },
-        "button" => message.button.as_ref().map(|button| MessageContent::TemplateButton {
-            payload: button.payload.clone().unwrap_or_default(),
-            text: button.text.clone().unwrap_or_default(),
+        "text" => message.text.as_ref().map(|text| MessageContent::Text {
+            body: text.body.clone().unwrap_or_default(),
         }),
+        "interactive" => message.interactive.as_ref().map(to_interactive_content),
+        "button" => message
+            .button
+            .as_ref()
+            .map(|button| MessageContent::TemplateButton {
+                payload: button.payload.clone().unwrap_or_default(),
+                text: button.text.clone().unwrap_or_default(),
+            }),
         "image" => media(MediaKind::Image, message.image.as_ref()),
         "video" => media(MediaKind::Video, message.video.as_ref()),
         "audio" => media(MediaKind::Audio, message.audio.as_ref()),
@@ -603,22 +647,37 @@ fn to_content(message: &RawMessage) -> MessageContent {
                 address: location.address.clone(),
             })
         }),
-        "contacts" => message.contacts.as_ref().map(|contacts| MessageContent::Contacts {
-            contacts: contacts.iter().map(to_shared_contact).collect(),
+        "contacts" => message
+            .contacts
+            .as_ref()
+            .map(|contacts| MessageContent::Contacts {
+                contacts: contacts.iter().map(to_shared_contact).collect(),
+            }),
+        "reaction" => message
+            .reaction
+            .as_ref()
+            .map(|reaction| MessageContent::Reaction {
+                message_id: reaction.message_id.clone().unwrap_or_default(),
+                emoji: reaction.emoji.clone().unwrap_or_default(),
+            }),
+        "system" => message
+            .system
+            .as_ref()
+            .map(|system| MessageContent::System {
+                body: system.body.clone().unwrap_or_default(),
+                new_wa_id: system.new_wa_id.clone().or_else(|| system.wa_id.clone()),
+            }),
+        "unsupported" => Some(MessageContent::Unsupported {
+            errors: errors_of(message),
         }),
-        "reaction" => message.reaction.as_ref().map(|reaction| MessageContent::Reaction {
-            message_id: reaction.message_id.clone().unwrap_or_default(),
-            emoji: reaction.emoji.clone().unwrap_or_default(),
+        _ => Some(MessageContent::Unknown {
+            type_name: type_name.to_owned(),
         }),
-        "system" => message.system.as_ref().map(|system| MessageContent::System {
-            body: system.body.clone().unwrap_or_default(),
-            new_wa_id: system.new_wa_id.clone().or_else(|| system.wa_id.clone()),
-        }),
-        "unsupported" => Some(MessageContent::Unsupported { errors: errors_of(message) }),
-        _ => Some(MessageContent::Unknown { type_name: type_name.to_owned() }),
     };
     // A known type without its body: Meta documents this for interactive messages, with `errors`.
-    content.unwrap_or_else(|| MessageContent::Unsupported { errors: errors_of(message) })
+    content.unwrap_or_else(|| MessageContent::Unsupported {
+        errors: errors_of(message),
+    })
 }
 
 fn to_interactive_content(interactive: &RawInteractive) -> MessageContent {
@@ -629,14 +688,20 @@ fn to_interactive_content(interactive: &RawInteractive) -> MessageContent {
         _ => None,
     };
     let Some(reply) = reply else {
-        return MessageContent::Unknown { type_name: format!("interactive.{subtype}") };
+        return MessageContent::Unknown {
+            type_name: format!("interactive.{subtype}"),
+        };
     };
     let id = reply.id.clone().unwrap_or_default();
     let title = reply.title.clone().unwrap_or_default();
     if subtype == "button_reply" {
         MessageContent::ButtonReply { id, title }
     } else {
-        MessageContent::ListReply { id, title, description: reply.description.clone() }
+        MessageContent::ListReply {
+            id,
+            title,
+            description: reply.description.clone(),
+        }
     }
 }
 
@@ -654,7 +719,10 @@ fn media(kind: MediaKind, media: Option<&RawMedia>) -> Option<MessageContent> {
 fn to_shared_contact(contact: &RawSharedContact) -> SharedContact {
     let name = contact.name.as_ref().and_then(|name| {
         name.formatted_name.clone().or_else(|| {
-            let parts: Vec<&str> = [name.first_name.as_deref(), name.last_name.as_deref()].into_iter().flatten().collect();
+            let parts: Vec<&str> = [name.first_name.as_deref(), name.last_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
             (!parts.is_empty()).then(|| parts.join(" "))
         })
     });
@@ -662,13 +730,22 @@ fn to_shared_contact(contact: &RawSharedContact) -> SharedContact {
         .phones
         .iter()
         .flatten()
-        .map(|phone| SharedPhone { phone: phone.phone.clone(), wa_id: phone.wa_id.clone(), kind: phone.kind.clone() })
+        .map(|phone| SharedPhone {
+            phone: phone.phone.clone(),
+            wa_id: phone.wa_id.clone(),
+            kind: phone.kind.clone(),
+        })
         .collect();
     SharedContact { name, phones }
 }
 
 fn errors_of(message: &RawMessage) -> Vec<ApiErrorInfo> {
-    message.errors.iter().flatten().map(ApiErrorInfo::from).collect()
+    message
+        .errors
+        .iter()
+        .flatten()
+        .map(ApiErrorInfo::from)
+        .collect()
 }
 
 fn to_status_update(raw: &Value, phone_number_id: Option<String>) -> Result<StatusUpdate, String> {
@@ -678,7 +755,12 @@ fn to_status_update(raw: &Value, phone_number_id: Option<String>) -> Result<Stat
         status: DeliveryStatus::from_wire(status.status.as_deref().unwrap_or_default()),
         recipient_id: status.recipient_id,
         phone_number_id,
-        errors: status.errors.iter().flatten().map(ApiErrorInfo::from).collect(),
+        errors: status
+            .errors
+            .iter()
+            .flatten()
+            .map(ApiErrorInfo::from)
+            .collect(),
         id: status.id,
     })
 }
@@ -686,8 +768,13 @@ fn to_status_update(raw: &Value, phone_number_id: Option<String>) -> Result<Stat
 /// Meta sends Unix seconds as a string; a bare number is accepted too.
 fn parse_timestamp(value: Option<&Value>) -> Result<i64, String> {
     match value {
-        Some(Value::String(text)) => text.trim().parse().map_err(|_| format!("timestamp {text:?} is not Unix seconds")),
-        Some(Value::Number(number)) => number.as_i64().ok_or_else(|| format!("timestamp {number} is not Unix seconds")),
+        Some(Value::String(text)) => text
+            .trim()
+            .parse()
+            .map_err(|_| format!("timestamp {text:?} is not Unix seconds")),
+        Some(Value::Number(number)) => number
+            .as_i64()
+            .ok_or_else(|| format!("timestamp {number} is not Unix seconds")),
         Some(_) => Err("timestamp is neither a string nor a number".to_owned()),
         None => Err("timestamp is missing".to_owned()),
     }
@@ -699,7 +786,10 @@ impl From<&RawError> for ApiErrorInfo {
             code: error.code,
             title: error.title.clone(),
             message: error.message.clone(),
-            details: error.error_data.as_ref().and_then(|data| data.details.clone()),
+            details: error
+                .error_data
+                .as_ref()
+                .and_then(|data| data.details.clone()),
         }
     }
 }
