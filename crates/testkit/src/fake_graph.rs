@@ -153,13 +153,13 @@ impl FakeGraph {
         *lock(&self.state.token) = token.to_owned();
     }
 
-    /// Answer the next `count` requests (sends or read receipts) with `failure`.
+    /// Answer the next `count` sends with `failure` (read receipts are not affected).
     pub fn fail_next(&self, count: usize, failure: GraphFailure) {
         let (status, body) = failure.response();
         self.fail_next_with(count, status, body);
     }
 
-    /// Answer the next `count` requests with this status and JSON body.
+    /// Answer the next `count` sends with this status and JSON body.
     pub fn fail_next_with(&self, count: usize, status: u16, body: Value) {
         let mut scripted = lock(&self.state.scripted);
         scripted.extend(std::iter::repeat_n((status, body), count));
@@ -270,12 +270,15 @@ async fn messages(
         .get("authorization")
         .and_then(|value| value.to_str().ok())
         == Some(expected.as_str());
+    let is_read_receipt = request.body.get("status").and_then(Value::as_str) == Some("read");
     let refusal = if !authorized {
         let (_, body) = GraphFailure::AuthExpired.response();
         Some((401, invalid_token_body(body)))
     } else if !request.body.is_object() {
         let (_, body) = GraphFailure::InvalidParameter.response();
         Some((400, body))
+    } else if is_read_receipt {
+        None
     } else {
         lock(&state.scripted).pop_front()
     };
@@ -286,7 +289,7 @@ async fn messages(
         return (status, Json(body)).into_response();
     }
 
-    if request.body.get("status").and_then(Value::as_str) == Some("read") {
+    if is_read_receipt {
         push(&state, &state.read_receipts, request);
         return Json(json!({ "success": true })).into_response();
     }

@@ -366,3 +366,35 @@ async fn non_json_error_bodies_are_classified_by_status() {
         .err();
     assert!(matches!(error, Some(SendError::Throughput(_))), "{error:?}");
 }
+
+#[tokio::test]
+async fn scripted_failures_hit_sends_not_read_receipts_and_tokens_rotate() {
+    let graph = FakeGraph::start().await;
+    let client = client_for(&graph, DEFAULT_TOKEN);
+    graph.fail_next(1, GraphFailure::Throughput);
+    assert!(client
+        .mark_read(PHONE_NUMBER_ID, INBOUND_WAMID)
+        .await
+        .is_ok());
+    let error = client
+        .send(PHONE_NUMBER_ID, ANIKA, &hello(), None)
+        .await
+        .err();
+    assert!(matches!(error, Some(SendError::Throughput(_))), "{error:?}");
+
+    graph.set_token("rotated-token");
+    let error = client
+        .send(PHONE_NUMBER_ID, ANIKA, &hello(), None)
+        .await
+        .err();
+    assert!(
+        matches!(error, Some(SendError::AuthExpired(_))),
+        "{error:?}"
+    );
+    let rotated = client_for(&graph, "rotated-token");
+    assert!(rotated
+        .send(PHONE_NUMBER_ID, ANIKA, &hello(), None)
+        .await
+        .is_ok());
+    assert_eq!(graph.messages().len(), 1);
+}

@@ -670,3 +670,49 @@ fn deeply_nested_unknown_field_inside_a_message_does_not_panic() {
     // serde_json's recursion limit turns this into an error rather than a stack overflow.
     assert!(parse_notification(&body).is_err());
 }
+
+#[test]
+fn testkit_builders_parse_to_what_they_were_given() {
+    use flowbot_testkit::webhook::{button_notification, list_notification, text_notification};
+    let text = only_message(&text_notification(
+        "447700900123",
+        "Sam Okafor",
+        "hello \"there\"\n👋",
+        "wamid.T1",
+        42,
+    ));
+    assert_eq!(text.from.as_deref(), Some("447700900123"));
+    assert_eq!(text.profile_name.as_deref(), Some("Sam Okafor"));
+    assert_eq!(text.text(), Some("hello \"there\"\n👋"));
+    assert_eq!(text.timestamp, 42);
+
+    let button = only_message(&button_notification(
+        ANIKA,
+        "Anika Rao",
+        "menu.other",
+        "Something else",
+        "wamid.OURS",
+        "wamid.B1",
+        43,
+    ));
+    assert_eq!(
+        button.content,
+        MessageContent::ButtonReply {
+            id: s("menu.other"),
+            title: s("Something else")
+        }
+    );
+    assert_eq!(button.context_id.as_deref(), Some("wamid.OURS"));
+
+    let list = only_message(&list_notification(
+        ANIKA,
+        "Anika Rao",
+        "branch.pune_baner",
+        "Baner",
+        "wamid.OURS",
+        "wamid.L1",
+        44,
+    ));
+    assert_eq!(list.choice(), Some("branch.pune_baner"));
+    assert_eq!(list.type_name(), "list");
+}
