@@ -208,6 +208,8 @@ struct Inner {
     grants: u32,
     searches: u32,
     revokes: u32,
+    in_flight: u32,
+    max_in_flight: u32,
     requests: Vec<ReceivedRequest>,
 }
 
@@ -238,6 +240,8 @@ impl FakeZoho {
             grants: 0,
             searches: 0,
             revokes: 0,
+            in_flight: 0,
+            max_in_flight: 0,
             requests: Vec::new(),
         };
         let shared = Arc::new(Shared {
@@ -346,6 +350,11 @@ impl FakeZoho {
     /// Revoke requests received.
     pub fn revokes(&self) -> u32 {
         self.shared.lock().revokes
+    }
+
+    /// The most searches that were being answered at the same time (use with latency).
+    pub fn max_concurrent_searches(&self) -> u32 {
+        self.shared.lock().max_in_flight
     }
 
     /// Every request received, in order.
@@ -608,11 +617,14 @@ async fn search(
             &[],
         );
         inner.searches += 1;
+        inner.in_flight += 1;
+        inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
         (inner.latency, inner.search_overrides.pop_front())
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    shared.lock().in_flight -= 1;
     if let Some(canned) = override_response {
         let mut builder = Response::builder().status(
             StatusCode::from_u16(canned.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

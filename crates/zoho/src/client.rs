@@ -521,7 +521,10 @@ impl<T: Transport, S: TokenStore> ZohoClient<T, S> {
         if !self.needs_refresh(&connection, stale) {
             return Ok(connection);
         }
-        self.check_not_blocked(&connection)?;
+        if let Err(throttled) = self.check_not_blocked(&connection) {
+            // Refreshing is blocked, but a token inside the refresh margin still works.
+            return self.still_valid(connection, stale).ok_or(throttled);
+        }
         let gate = self.gate(name);
         let _guard = gate.refresh_lock.lock().await;
         // Another task may have refreshed while this one waited for the lock.
@@ -529,8 +532,15 @@ impl<T: Transport, S: TokenStore> ZohoClient<T, S> {
         if !self.needs_refresh(&connection, stale) {
             return Ok(connection);
         }
-        self.check_not_blocked(&connection)?;
-        self.refresh_under_lease(connection, stale, calls).await
+        if let Err(throttled) = self.check_not_blocked(&connection) {
+            return self.still_valid(connection, stale).ok_or(throttled);
+        }
+        let current = connection.clone();
+        match self.refresh_under_lease(connection, stale, calls).await {
+            Ok(refreshed) => Ok(refreshed),
+            // A failed proactive refresh does not stop a call whose token has not expired yet.
+            Err(error) => self.still_valid(current, stale).ok_or(error),
+        }
     }
 
     async fn refresh_now(
@@ -724,6 +734,13 @@ impl<T: Transport, S: TokenStore> ZohoClient<T, S> {
         connection.access_token.is_empty()
             || connection.expires_at - margin <= self.transport.now()
             || stale.is_some_and(|stale| *stale == connection.access_token)
+    }
+
+    /// The connection if its token has not expired yet and was not just rejected.
+    fn still_valid(&self, connection: Connection, stale: Option<&Secret>) -> Option<Connection> {
+        let rejected = stale.is_some_and(|stale| *stale == connection.access_token);
+        let expired = connection.expires_at <= self.transport.now();
+        (!rejected && !expired && !connection.access_token.is_empty()).then_some(connection)
     }
 
     fn check_not_blocked(&self, connection: &Connection) -> Result<(), ZohoError> {

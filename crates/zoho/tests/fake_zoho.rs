@@ -972,3 +972,85 @@ async fn no_secret_in_any_error_debug_or_call_record() {
     }
     assert!(calls.len() >= 6, "{calls:#?}");
 }
+
+#[tokio::test]
+async fn concurrent_calls_per_connection_are_bounded() {
+    let fake = FakeZoho::with_records(
+        fixture("search_found.json")["data"]
+            .as_array()
+            .unwrap()
+            .clone(),
+    )
+    .await;
+    fake.set_latency(Duration::from_millis(50));
+    let config = ClientConfig {
+        max_concurrency: 3,
+        ..ClientConfig::default()
+    };
+    let zoho = Arc::new(ZohoClient::new(
+        ReqwestTransport::new().unwrap(),
+        valid_store(&fake),
+        config,
+    ));
+    let lookups = (0..12).map(|_| {
+        let zoho = zoho.clone();
+        tokio::spawn(async move { zoho.search(&phone("919820000001")).await })
+    });
+    for report in futures::future::join_all(lookups).await {
+        found(&report.unwrap());
+    }
+    assert_eq!(fake.searches(), 12);
+    assert_eq!(fake.max_concurrent_searches(), 3);
+}
+
+#[tokio::test]
+async fn an_unreachable_zoho_is_a_transport_error_after_bounded_retries() {
+    let fake = FakeZoho::with_records(Vec::new()).await;
+    let store = valid_store(&fake);
+    drop(fake);
+    let zoho = client_with_clock(store, ManualClock::new(Utc::now()));
+    let report = zoho.search(&phone("919820000001")).await;
+    assert_eq!(report.calls.len(), 3);
+    assert!(
+        report.calls.iter().all(|call| call.status.is_none()),
+        "{:?}",
+        report.calls
+    );
+    let error = failure(report);
+    assert!(matches!(error, ZohoError::Transport { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("could not reach Zoho"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn while_refreshing_is_blocked_a_token_inside_the_margin_is_still_used() {
+    let fake = FakeZoho::with_records(
+        fixture("search_found.json")["data"]
+            .as_array()
+            .unwrap()
+            .clone(),
+    )
+    .await;
+    let token = fake.issue_token(Duration::from_secs(3600));
+    let store = Arc::new(MemoryTokenStore::with_connections([seeded(
+        &fake,
+        &token,
+        chrono::Duration::minutes(2),
+    )]));
+    fake.throttle_next_refreshes(1);
+    let zoho = client(store.clone());
+
+    // The proactive refresh is throttled; the call goes on with the still-valid token, and the
+    // next call does not try to refresh again.
+    let first = zoho.search(&phone("919820000001")).await;
+    found(&first);
+    assert_eq!(first.calls.len(), 2, "{:?}", first.calls);
+    let stored = store.load("zoho").await.unwrap().unwrap();
+    assert!(stored.refresh_blocked_until.is_some());
+    let second = zoho.search(&phone("919820000001")).await;
+    found(&second);
+    assert_eq!(fake.refreshes(), 1);
+    assert_eq!(second.calls.len(), 1);
+}
