@@ -1,0 +1,94 @@
+//! A set of flows, as `serve`, `chat` and `validate` load them from a folder: the checks across
+//! files (one default flow at most, a keyword in one flow only, unique flow names) and trigger
+//! matching. Reading the files is the caller's job; this module only sees their text.
+
+use std::sync::Arc;
+
+use crate::compile::{load_flow, normalize_keyword};
+use crate::diagnostic::Diagnostic;
+use crate::flow::Flow;
+use crate::positions::Positions;
+
+/// Loaded flows, ready to run. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct FlowSet {
+    flows: Vec<Arc<Flow>>,
+}
+
+/// One flow file's name and text.
+#[derive(Clone, Debug)]
+pub struct FlowSource {
+    pub file: String,
+    pub text: String,
+}
+
+impl FlowSet {
+    /// Compiles every source and checks them together. The set holds the flows that compiled;
+    /// callers refuse to start when any diagnostic is an error.
+    pub fn load(sources: &[FlowSource]) -> (FlowSet, Vec<Diagnostic>) {
+        let mut diagnostics = Vec::new();
+        let mut flows: Vec<Arc<Flow>> = Vec::new();
+        for source in sources {
+            let loaded = load_flow(&source.file, &source.text);
+            diagnostics.extend(loaded.diagnostics);
+            let Some(flow) = loaded.flow else { continue };
+            let positions = Positions::of(&source.text);
+            if let Some(other) = flows.iter().find(|f| f.name == flow.name) {
+                diagnostics.push(
+                    Diagnostic::error(&source.file, positions.value("flow"), format!("flow `{}` is also defined in {}", flow.name, other.file))
+                        .with_hint("flow names must be unique"),
+                );
+                continue;
+            }
+            if flow.is_default {
+                if let Some(other) = flows.iter().find(|f| f.is_default) {
+                    diagnostics.push(
+                        Diagnostic::error(&source.file, positions.value("triggers/default"), format!("flow `{}` is a second default flow; `{}` ({}) is one already", flow.name, other.name, other.file))
+                            .with_hint("only one flow may be `default: true`"),
+                    );
+                }
+            }
+            for (index, keyword) in flow.keywords.iter().enumerate() {
+                if let Some(other) = flows.iter().find(|f| f.keywords.contains(keyword)) {
+                    diagnostics.push(
+                        Diagnostic::error(&source.file, positions.value(&format!("triggers/keywords/{index}")), format!("keyword `{keyword}` also starts flow `{}` ({})", other.name, other.file))
+                            .with_hint("a keyword may start one flow only"),
+                    );
+                }
+            }
+            flows.push(Arc::new(flow));
+        }
+        (FlowSet { flows }, diagnostics)
+    }
+
+    /// A set from already compiled flows (tests, replays).
+    pub fn from_flows(flows: Vec<Flow>) -> FlowSet {
+        FlowSet { flows: flows.into_iter().map(Arc::new).collect() }
+    }
+
+    pub fn flows(&self) -> &[Arc<Flow>] {
+        &self.flows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Arc<Flow>> {
+        self.flows.iter().find(|f| f.name == name)
+    }
+
+    /// The flow a message's text starts by keyword (whole message, case- and space-insensitive).
+    pub fn by_keyword(&self, text: &str) -> Option<&Arc<Flow>> {
+        let normalized = normalize_keyword(text);
+        if normalized.is_empty() {
+            return None;
+        }
+        self.flows.iter().find(|f| f.keywords.contains(&normalized))
+    }
+
+    /// The fallback flow.
+    pub fn default_flow(&self) -> Option<&Arc<Flow>> {
+        self.flows.iter().find(|f| f.is_default)
+    }
+}
