@@ -1,1 +1,26 @@
-fn main() {}
+//! The `flowbot` command-line tool. `main` parses arguments and reports errors; each command lives
+//! in its own module under `commands/` and returns an exit code.
+//!
+//! Exit codes: 0 success; 1 the command ran and found problems (validation errors, failed replays);
+//! 2 the command could not run (bad arguments, unreadable files, a server that cannot start).
+
+mod cli;
+mod commands;
+mod flow_files;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(&cli);
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -46,7 +46,11 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(flows: FlowSet, config: EngineConfig, secrets: Secrets) -> Engine {
-        Engine { flows, config: Arc::new(config), secrets: Arc::new(secrets) }
+        Engine {
+            flows,
+            config: Arc::new(config),
+            secrets: Arc::new(secrets),
+        }
     }
 
     pub fn flows(&self) -> &FlowSet {
@@ -63,11 +67,27 @@ impl Engine {
 
     /// The same engine with other flows (a reload); conversations keep running.
     pub fn with_flows(&self, flows: FlowSet) -> Engine {
-        Engine { flows, config: self.config.clone(), secrets: self.secrets.clone() }
+        Engine {
+            flows,
+            config: self.config.clone(),
+            secrets: self.secrets.clone(),
+        }
     }
 
     /// Starts the turn for one inbound message. The turn's clock is the message's timestamp.
-    pub fn start_turn(&self, conversation: Option<Conversation>, contact: &Contact, inbound: &Inbound) -> Turn {
-        Turn::new(self.flows.clone(), self.config.clone(), self.secrets.clone(), conversation, contact.clone(), inbound.clone())
+    pub fn start_turn(
+        &self,
+        conversation: Option<Conversation>,
+        contact: &Contact,
+        inbound: &Inbound,
+    ) -> Turn {
+        Turn::new(
+            self.flows.clone(),
+            self.config.clone(),
+            self.secrets.clone(),
+            conversation,
+            contact.clone(),
+            inbound.clone(),
+        )
     }
 }

@@ -36,7 +36,11 @@ pub struct Inbound {
 
 impl Inbound {
     /// A plain text message.
-    pub fn text(id: impl Into<String>, text: impl Into<String>, timestamp: DateTime<Utc>) -> Inbound {
+    pub fn text(
+        id: impl Into<String>,
+        text: impl Into<String>,
+        timestamp: DateTime<Utc>,
+    ) -> Inbound {
         Inbound {
             id: id.into(),
             kind: "text".into(),
@@ -52,9 +56,18 @@ impl Inbound {
         let mut map = Map::new();
         map.insert("id".into(), Value::String(self.id.clone()));
         map.insert("type".into(), Value::String(self.kind.clone()));
-        map.insert("text".into(), self.text.clone().map_or(Value::Null, Value::String));
-        map.insert("choice".into(), self.choice.clone().map_or(Value::Null, Value::String));
-        map.insert("button_id".into(), self.choice.clone().map_or(Value::Null, Value::String));
+        map.insert(
+            "text".into(),
+            self.text.clone().map_or(Value::Null, Value::String),
+        );
+        map.insert(
+            "choice".into(),
+            self.choice.clone().map_or(Value::Null, Value::String),
+        );
+        map.insert(
+            "button_id".into(),
+            self.choice.clone().map_or(Value::Null, Value::String),
+        );
         for (key, value) in &self.extra {
             map.entry(key.clone()).or_insert_with(|| value.clone());
         }
@@ -99,7 +112,9 @@ impl Outbound {
     /// The message's text.
     pub fn body(&self) -> &str {
         match self {
-            Outbound::Text { body } | Outbound::Buttons { body, .. } | Outbound::List { body, .. } => body,
+            Outbound::Text { body }
+            | Outbound::Buttons { body, .. }
+            | Outbound::List { body, .. } => body,
         }
     }
 

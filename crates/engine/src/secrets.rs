@@ -35,7 +35,8 @@ impl Secrets {
     }
 
     pub fn insert(&mut self, name: &str, value: &str) {
-        self.values.insert(name.to_ascii_lowercase(), value.to_string());
+        self.values
+            .insert(name.to_ascii_lowercase(), value.to_string());
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -123,7 +124,10 @@ mod tests {
     #[test]
     fn secrets_come_from_prefixed_variables_and_never_show_in_debug() {
         let secrets = Secrets::from_env_vars([
-            ("FLOWBOT_SECRET_SHOP_TOKEN".to_string(), "tok-123456".to_string()),
+            (
+                "FLOWBOT_SECRET_SHOP_TOKEN".to_string(),
+                "tok-123456".to_string(),
+            ),
             ("HOME".to_string(), "/root".to_string()),
         ]);
         assert_eq!(secrets.names().collect::<Vec<_>>(), vec!["shop_token"]);

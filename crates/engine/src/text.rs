@@ -7,7 +7,10 @@ pub fn split_text(text: &str, limit: usize) -> Vec<String> {
     let mut rest = text;
     while rest.chars().count() > limit {
         // Byte offset just after the `limit`-th character.
-        let hard = rest.char_indices().nth(limit).map_or(rest.len(), |(i, _)| i);
+        let hard = rest
+            .char_indices()
+            .nth(limit)
+            .map_or(rest.len(), |(i, _)| i);
         let window = &rest[..hard];
         let cut = window
             .rfind('\n')

@@ -118,21 +118,35 @@ impl TraceEvent {
             TraceEvent::FlowStarted { flow, reason } => format!("flow {flow} started ({reason})"),
             TraceEvent::SessionExpired { flow } => format!("conversation in {flow} had expired"),
             TraceEvent::Step { step, kind } => format!("step {step} ({kind})"),
-            TraceEvent::Branch { step, condition, target } => match condition {
+            TraceEvent::Branch {
+                step,
+                condition,
+                target,
+            } => match condition {
                 Some(c) => format!("{step}: {c} → {target}"),
                 None => format!("{step}: else → {target}"),
             },
             TraceEvent::Saved { step, var, value } => format!("{step}: saved {var} = {value}"),
-            TraceEvent::Answer { step, valid, attempt } => {
-                format!("{step}: answer {} (try {attempt})", if *valid { "accepted" } else { "refused" })
+            TraceEvent::Answer {
+                step,
+                valid,
+                attempt,
+            } => {
+                format!(
+                    "{step}: answer {} (try {attempt})",
+                    if *valid { "accepted" } else { "refused" }
+                )
             }
             TraceEvent::Http(http) => format!(
                 "{}: {} {} → {}{} ({} ms)",
                 http.step,
                 http.method,
                 http.url,
-                http.status.map_or("no answer".to_string(), |s| s.to_string()),
-                http.error.as_ref().map_or(String::new(), |e| format!(" [{e}]")),
+                http.status
+                    .map_or("no answer".to_string(), |s| s.to_string()),
+                http.error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(" [{e}]")),
                 http.duration_ms
             ),
             TraceEvent::Zoho(zoho) => format!(
@@ -142,9 +156,15 @@ impl TraceEvent {
                 zoho.by,
                 zoho.value,
                 zoho.outcome,
-                zoho.error.as_ref().map_or(String::new(), |e| format!(" [{e}]"))
+                zoho.error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(" [{e}]"))
             ),
-            TraceEvent::Outcome { step, outcome, target } => format!("{step}: outcome {outcome} → {target}"),
+            TraceEvent::Outcome {
+                step,
+                outcome,
+                target,
+            } => format!("{step}: outcome {outcome} → {target}"),
             TraceEvent::Ended { reason } => format!("conversation ended ({reason})"),
             TraceEvent::Handoff { step } => format!("{step}: handed to a person"),
             TraceEvent::Silent { reason } => format!("no reply ({reason})"),

@@ -150,17 +150,39 @@ impl Turn {
             return;
         };
         match (pending, result) {
-            (Pending::Http { step, attempt, request, redactor }, EffectResult::Http(result)) => {
-                self.http_answered(step, attempt, request, redactor, result)
-            }
-            (Pending::Sleep { step, attempt, request, redactor, .. }, _) => {
-                self.state = State::Await(Pending::Http { step, attempt, request, redactor });
+            (
+                Pending::Http {
+                    step,
+                    attempt,
+                    request,
+                    redactor,
+                },
+                EffectResult::Http(result),
+            ) => self.http_answered(step, attempt, request, redactor, result),
+            (
+                Pending::Sleep {
+                    step,
+                    attempt,
+                    request,
+                    redactor,
+                    ..
+                },
+                _,
+            ) => {
+                self.state = State::Await(Pending::Http {
+                    step,
+                    attempt,
+                    request,
+                    redactor,
+                });
             }
             (Pending::Zoho { step, request }, EffectResult::Zoho(result)) => {
                 self.zoho_answered(step, request, result)
             }
             (_, other) => {
-                self.warn(format!("the driver answered with the wrong kind of result: {other:?}"));
+                self.warn(format!(
+                    "the driver answered with the wrong kind of result: {other:?}"
+                ));
                 self.fallback_and_end("internal: unexpected effect result");
             }
         }
@@ -185,21 +207,29 @@ impl Turn {
         if let Some(previous) = self.previous.take() {
             let flow = self.flows.by_name(&previous.flow).cloned();
             if previous.is_expired(self.now) {
-                self.trace.push(TraceEvent::SessionExpired { flow: previous.flow.clone() });
+                self.trace.push(TraceEvent::SessionExpired {
+                    flow: previous.flow.clone(),
+                });
                 if let Some(template) = flow.as_ref().and_then(|f| f.session_expired_text.clone()) {
                     self.scope = self.builtins(flow.as_deref(), &previous.vars);
                     let text = template.render(&self.scope);
                     self.send_text(&text);
                 }
             } else if previous.status == Status::Handoff {
-                self.trace.push(TraceEvent::Silent { reason: "the conversation is with a person".into() });
+                self.trace.push(TraceEvent::Silent {
+                    reason: "the conversation is with a person".into(),
+                });
                 self.conversation = Some(previous);
                 return;
             } else if is_reset {
-                self.trace.push(TraceEvent::Ended { reason: format!("reset word `{}`", self.config.reset_word) });
+                self.trace.push(TraceEvent::Ended {
+                    reason: format!("reset word `{}`", self.config.reset_word),
+                });
                 match flow.or_else(|| self.flows.default_flow().cloned()) {
                     Some(flow) => self.start(flow, "reset"),
-                    None => self.trace.push(TraceEvent::Silent { reason: "no flow to restart".into() }),
+                    None => self.trace.push(TraceEvent::Silent {
+                        reason: "no flow to restart".into(),
+                    }),
                 }
                 return;
             } else {
@@ -210,7 +240,11 @@ impl Turn {
             .flows
             .by_keyword(&text)
             .map(|f| (f.clone(), "keyword"))
-            .or_else(|| self.flows.default_flow().map(|f| (f.clone(), "default flow")));
+            .or_else(|| {
+                self.flows
+                    .default_flow()
+                    .map(|f| (f.clone(), "default flow"))
+            });
         match chosen {
             Some((flow, reason)) => self.start(flow, reason),
             None => self.trace.push(TraceEvent::Silent {
@@ -220,7 +254,10 @@ impl Turn {
     }
 
     fn start(&mut self, flow: Arc<Flow>, reason: &str) {
-        self.trace.push(TraceEvent::FlowStarted { flow: flow.name.clone(), reason: reason.into() });
+        self.trace.push(TraceEvent::FlowStarted {
+            flow: flow.name.clone(),
+            reason: reason.into(),
+        });
         self.scope = self.builtins(Some(&flow), &flow.vars.clone());
         self.started_at = self.now;
         let empty = flow.steps.is_empty();
@@ -244,14 +281,19 @@ impl Turn {
             ));
             let text = self.config.step_missing_text.clone();
             self.send_text(&text);
-            self.trace.push(TraceEvent::Ended { reason: "its step no longer exists".into() });
+            self.trace.push(TraceEvent::Ended {
+                reason: "its step no longer exists".into(),
+            });
             return;
         };
         self.scope = self.builtins(Some(&flow), &previous.vars);
         self.started_at = previous.started_at;
         self.flow = Some(flow.clone());
         let StepKind::Ask(definition) = &flow.steps[index].kind else {
-            self.warn(format!("step `{}` is no longer a question", flow.steps[index].id));
+            self.warn(format!(
+                "step `{}` is no longer a question",
+                flow.steps[index].id
+            ));
             let text = self.config.step_missing_text.clone();
             self.send_text(&text);
             self.end("its step changed");
@@ -261,14 +303,22 @@ impl Turn {
         let step_id = flow.steps[index].id.clone();
         match ask::accept(definition, &self.inbound) {
             Some(value) => {
-                self.trace.push(TraceEvent::Answer { step: step_id.clone(), valid: true, attempt });
+                self.trace.push(TraceEvent::Answer {
+                    step: step_id.clone(),
+                    valid: true,
+                    attempt,
+                });
                 if let Some(var) = &definition.save {
                     self.save(&step_id, var, value);
                 }
                 self.goto(index, flow.steps[index].next);
             }
             None => {
-                self.trace.push(TraceEvent::Answer { step: step_id, valid: false, attempt });
+                self.trace.push(TraceEvent::Answer {
+                    step: step_id,
+                    valid: false,
+                    attempt,
+                });
                 if attempt >= definition.max_attempts {
                     match definition.on_fail {
                         Some(target) => self.goto(index, target),
@@ -297,7 +347,10 @@ impl Turn {
         }
         let mut contact = Map::new();
         contact.insert("phone".into(), Value::String(self.contact.phone.clone()));
-        contact.insert("name".into(), self.contact.name.clone().map_or(Value::Null, Value::String));
+        contact.insert(
+            "name".into(),
+            self.contact.name.clone().map_or(Value::Null, Value::String),
+        );
         scope.insert("contact".into(), Value::Object(contact));
         scope.insert("message".into(), self.inbound.to_value());
         scope.insert("now".into(), Value::String(self.now.to_rfc3339()));
@@ -328,7 +381,10 @@ impl Turn {
             return;
         }
         let step = &flow.steps[index];
-        self.trace.push(TraceEvent::Step { step: step.id.clone(), kind: step.kind.name().into() });
+        self.trace.push(TraceEvent::Step {
+            step: step.id.clone(),
+            kind: step.kind.name().into(),
+        });
         match &step.kind {
             StepKind::Say(message) => {
                 self.send(message);
@@ -346,7 +402,11 @@ impl Turn {
                     .map(|(condition, target)| (Some(condition.describe()), *target))
                     .unwrap_or((None, branch.otherwise));
                 let target_name = self.target_name(&flow, index, chosen.1);
-                self.trace.push(TraceEvent::Branch { step: step.id.clone(), condition: chosen.0, target: target_name });
+                self.trace.push(TraceEvent::Branch {
+                    step: step.id.clone(),
+                    condition: chosen.0,
+                    target: target_name,
+                });
                 self.goto(index, chosen.1);
             }
             StepKind::Set(assignments) => {
@@ -369,21 +429,31 @@ impl Turn {
                     let rendered = text.render(&self.scope);
                     self.send_text(&rendered);
                 }
-                self.trace.push(TraceEvent::Handoff { step: step.id.clone() });
+                self.trace.push(TraceEvent::Handoff {
+                    step: step.id.clone(),
+                });
                 tracing::info!(flow = %flow.name, step = %step.id, "conversation handed to a person");
                 self.conversation = Some(self.conversation_state(&flow, None, Status::Handoff, 0));
             }
             StepKind::ApiRequest(request) => {
                 match api_request::build(request, &mut self.scope, &self.secrets) {
                     Ok((http, redactor)) => {
-                        self.state = State::Await(Pending::Http { step: index, attempt: 0, request: http, redactor });
+                        self.state = State::Await(Pending::Http {
+                            step: index,
+                            attempt: 0,
+                            request: http,
+                            redactor,
+                        });
                     }
                     Err(reason) => {
-                        let message = format!("step `{}`: the request was not sent: {reason}", step.id);
+                        let message =
+                            format!("step `{}`: the request was not sent: {reason}", step.id);
                         tracing::warn!(flow = %flow.name, step = %step.id, "{message}");
                         self.trace.push(TraceEvent::Warning { message });
                         let view = api_request::failure_view("invalid_request");
-                        api_request::apply_saves(&request.save, &view, |var, value| self.save(&step.id.clone(), var, value));
+                        api_request::apply_saves(&request.save, &view, |var, value| {
+                            self.save(&step.id.clone(), var, value)
+                        });
                         self.outcome(index, Outcome::Error, request.outcomes);
                     }
                 }
@@ -391,11 +461,17 @@ impl Turn {
             StepKind::ZohoSearch(search) => {
                 let request = zoho_search::build(search, &self.scope);
                 if request.value.trim().chars().count() < 2 {
-                    self.warn(format!("step `{}`: nothing to search for (`{}` is empty)", step.id, request.by));
+                    self.warn(format!(
+                        "step `{}`: nothing to search for (`{}` is empty)",
+                        step.id, request.by
+                    ));
                     self.apply_zoho_saves(index, None);
                     self.outcome(index, Outcome::Empty, search.outcomes);
                 } else {
-                    self.state = State::Await(Pending::Zoho { step: index, request });
+                    self.state = State::Await(Pending::Zoho {
+                        step: index,
+                        request,
+                    });
                 }
             }
         }
@@ -409,29 +485,56 @@ impl Turn {
         redactor: crate::secrets::Redactor,
         result: HttpResult,
     ) {
-        let Some(flow) = self.flow.clone() else { return };
+        let Some(flow) = self.flow.clone() else {
+            return;
+        };
         let step = &flow.steps[index];
-        let StepKind::ApiRequest(definition) = &step.kind else { return };
-        self.trace.push(TraceEvent::Http(Box::new(api_request::trace(&step.id, attempt, &request, &result, &redactor))));
+        let StepKind::ApiRequest(definition) = &step.kind else {
+            return;
+        };
+        self.trace
+            .push(TraceEvent::Http(Box::new(api_request::trace(
+                &step.id, attempt, &request, &result, &redactor,
+            ))));
         let retry_after = api_request::retry_after(&result);
         if api_request::should_retry(definition, &result, attempt) {
             let wait = self.backoff_for(index, attempt + 1, retry_after);
-            self.state = State::Await(Pending::Sleep { step: index, attempt: attempt + 1, wait, request, redactor });
+            self.state = State::Await(Pending::Sleep {
+                step: index,
+                attempt: attempt + 1,
+                wait,
+                request,
+                redactor,
+            });
             return;
         }
         let answer = api_request::interpret(definition, &result);
-        api_request::apply_saves(&definition.save, &answer.view(), |var, value| self.save(&step.id.clone(), var, value));
+        api_request::apply_saves(&definition.save, &answer.view(), |var, value| {
+            self.save(&step.id.clone(), var, value)
+        });
         if let Some(why) = answer.error {
             tracing::info!(flow = %flow.name, step = %step.id, reason = why, "api_request did not succeed");
         }
         self.outcome(index, answer.outcome, definition.outcomes);
     }
 
-    fn zoho_answered(&mut self, index: usize, request: crate::effect::ZohoSearchRequest, result: crate::effect::ZohoSearchResult) {
-        let Some(flow) = self.flow.clone() else { return };
+    fn zoho_answered(
+        &mut self,
+        index: usize,
+        request: crate::effect::ZohoSearchRequest,
+        result: crate::effect::ZohoSearchResult,
+    ) {
+        let Some(flow) = self.flow.clone() else {
+            return;
+        };
         let step = &flow.steps[index];
-        let StepKind::ZohoSearch(definition) = &step.kind else { return };
-        self.trace.push(TraceEvent::Zoho(Box::new(zoho_search::trace(&step.id, &request, &result))));
+        let StepKind::ZohoSearch(definition) = &step.kind else {
+            return;
+        };
+        self.trace
+            .push(TraceEvent::Zoho(Box::new(zoho_search::trace(
+                &step.id, &request, &result,
+            ))));
         let outcome = match &result.outcome {
             ZohoOutcome::Found(body) => {
                 self.apply_zoho_saves(index, Some(body));
@@ -456,9 +559,13 @@ impl Turn {
     }
 
     fn apply_zoho_saves(&mut self, index: usize, body: Option<&Value>) {
-        let Some(flow) = self.flow.clone() else { return };
+        let Some(flow) = self.flow.clone() else {
+            return;
+        };
         let step = &flow.steps[index];
-        let StepKind::ZohoSearch(definition) = &step.kind else { return };
+        let StepKind::ZohoSearch(definition) = &step.kind else {
+            return;
+        };
         let view = flowbot_flow::path::ResponseView {
             status: None,
             headers: &[],
@@ -466,11 +573,15 @@ impl Turn {
             json: body,
             error: None,
         };
-        api_request::apply_saves(&definition.save, &view, |var, value| self.save(&step.id.clone(), var, value));
+        api_request::apply_saves(&definition.save, &view, |var, value| {
+            self.save(&step.id.clone(), var, value)
+        });
     }
 
     fn outcome(&mut self, index: usize, outcome: Outcome, outcomes: Outcomes) {
-        let Some(flow) = self.flow.clone() else { return };
+        let Some(flow) = self.flow.clone() else {
+            return;
+        };
         let step = &flow.steps[index];
         let handler = match outcome {
             Outcome::Ok => None,
@@ -483,19 +594,34 @@ impl Turn {
             (Outcome::Ok, _) | (Outcome::Empty, None) => {
                 if outcome == Outcome::Empty {
                     let target = self.target_name(&flow, index, step.next);
-                    self.trace.push(TraceEvent::Outcome { step: step.id.clone(), outcome: name.into(), target });
+                    self.trace.push(TraceEvent::Outcome {
+                        step: step.id.clone(),
+                        outcome: name.into(),
+                        target,
+                    });
                 }
                 self.goto(index, step.next)
             }
             (_, Some(target)) => {
                 let target_name = self.target_name(&flow, index, target);
-                self.trace.push(TraceEvent::Outcome { step: step.id.clone(), outcome: name.into(), target: target_name });
+                self.trace.push(TraceEvent::Outcome {
+                    step: step.id.clone(),
+                    outcome: name.into(),
+                    target: target_name,
+                });
                 self.goto(index, target);
             }
             (_, None) => {
-                let message = format!("step `{}`: outcome `{name}` has no branch in `on:`", step.id);
+                let message = format!(
+                    "step `{}`: outcome `{name}` has no branch in `on:`",
+                    step.id
+                );
                 tracing::warn!(flow = %flow.name, step = %step.id, "{message}; the customer got the fallback message");
-                self.trace.push(TraceEvent::Outcome { step: step.id.clone(), outcome: name.into(), target: "fallback".into() });
+                self.trace.push(TraceEvent::Outcome {
+                    step: step.id.clone(),
+                    outcome: name.into(),
+                    target: "fallback".into(),
+                });
                 self.trace.push(TraceEvent::Warning { message });
                 self.fallback_and_end(&format!("unhandled {name} outcome"));
             }
@@ -506,18 +632,31 @@ impl Turn {
         let Some(flow) = &self.flow else { return };
         match flow.resolve(from, target) {
             Some(next) => self.state = State::Run(next),
-            None => self.end(if target == Target::End { "end" } else { "the last step finished" }),
+            None => self.end(if target == Target::End {
+                "end"
+            } else {
+                "the last step finished"
+            }),
         }
     }
 
     fn wait_at(&mut self, index: usize, attempts: u32) {
-        let Some(flow) = self.flow.clone() else { return };
-        self.conversation = Some(self.conversation_state(&flow, Some(flow.steps[index].id.clone()), Status::Waiting, attempts));
+        let Some(flow) = self.flow.clone() else {
+            return;
+        };
+        self.conversation = Some(self.conversation_state(
+            &flow,
+            Some(flow.steps[index].id.clone()),
+            Status::Waiting,
+            attempts,
+        ));
         self.state = State::Done;
     }
 
     fn end(&mut self, reason: &str) {
-        self.trace.push(TraceEvent::Ended { reason: reason.into() });
+        self.trace.push(TraceEvent::Ended {
+            reason: reason.into(),
+        });
         self.conversation = None;
         self.state = State::Done;
     }
@@ -533,7 +672,13 @@ impl Turn {
         self.trace.push(TraceEvent::Warning { message });
     }
 
-    fn conversation_state(&self, flow: &Flow, step: Option<String>, status: Status, attempts: u32) -> Conversation {
+    fn conversation_state(
+        &self,
+        flow: &Flow,
+        step: Option<String>,
+        status: Status,
+        attempts: u32,
+    ) -> Conversation {
         let mut vars = match &self.scope {
             Value::Object(map) => map.clone(),
             _ => Map::new(),
@@ -541,7 +686,8 @@ impl Turn {
         for root in BUILTIN_ROOTS {
             vars.remove(*root);
         }
-        let timeout = chrono::Duration::from_std(flow.session_timeout).unwrap_or(chrono::Duration::hours(24));
+        let timeout =
+            chrono::Duration::from_std(flow.session_timeout).unwrap_or(chrono::Duration::hours(24));
         Conversation {
             flow: flow.name.clone(),
             step,
@@ -555,7 +701,11 @@ impl Turn {
     }
 
     fn save(&mut self, step: &str, var: &str, value: Value) {
-        self.trace.push(TraceEvent::Saved { step: step.into(), var: var.into(), value: value.clone() });
+        self.trace.push(TraceEvent::Saved {
+            step: step.into(),
+            var: var.into(),
+            value: value.clone(),
+        });
         if let Value::Object(map) = &mut self.scope {
             map.insert(var.to_string(), value);
         }
@@ -569,8 +719,12 @@ impl Turn {
     }
 
     fn backoff_for(&self, step: usize, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let Some(flow) = &self.flow else { return Duration::ZERO };
-        let StepKind::ApiRequest(definition) = &flow.steps[step].kind else { return Duration::ZERO };
+        let Some(flow) = &self.flow else {
+            return Duration::ZERO;
+        };
+        let StepKind::ApiRequest(definition) = &flow.steps[step].kind else {
+            return Duration::ZERO;
+        };
         api_request::backoff(definition, attempt, retry_after, &self.inbound.id)
     }
 

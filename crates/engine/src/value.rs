@@ -11,9 +11,14 @@ pub fn evaluate(template: &ValueTemplate, vars: &Value) -> Value {
         ValueTemplate::Literal(value) => value.clone(),
         ValueTemplate::Text(text) => Value::String(text.render(vars)),
         ValueTemplate::Variable(name) => lookup(vars, name).cloned().unwrap_or(Value::Null),
-        ValueTemplate::Array(items) => Value::Array(items.iter().map(|i| evaluate(i, vars)).collect()),
+        ValueTemplate::Array(items) => {
+            Value::Array(items.iter().map(|i| evaluate(i, vars)).collect())
+        }
         ValueTemplate::Object(fields) => {
-            let map: Map<String, Value> = fields.iter().map(|(k, v)| (k.clone(), evaluate(v, vars))).collect();
+            let map: Map<String, Value> = fields
+                .iter()
+                .map(|(k, v)| (k.clone(), evaluate(v, vars)))
+                .collect();
             Value::Object(map)
         }
     }

@@ -20,7 +20,12 @@ pub(crate) fn compile(
     step_path: &str,
     step: &StepDef,
 ) -> ApiRequest {
-    let method = match def.method.as_deref().map(str::to_ascii_uppercase).as_deref() {
+    let method = match def
+        .method
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
         None | Some("GET") => Method::Get,
         Some("POST") => Method::Post,
         Some("PUT") => Method::Put,
@@ -40,15 +45,28 @@ pub(crate) fn compile(
     let mut headers = Vec::new();
     for (name, value) in &def.headers {
         let header_path = format!("{path}/headers/{name}");
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
-            ctx.ctx_error(&header_path, format!("`{name}` is not a valid header name"), None);
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
+            ctx.ctx_error(
+                &header_path,
+                format!("`{name}` is not a valid header name"),
+                None,
+            );
         }
         headers.push((name.clone(), ctx.ctx_template(&header_path, value)));
     }
     let query = def
         .query
         .iter()
-        .map(|(name, value)| (name.clone(), ctx.ctx_template(&format!("{path}/query/{name}"), value)))
+        .map(|(name, value)| {
+            (
+                name.clone(),
+                ctx.ctx_template(&format!("{path}/query/{name}"), value),
+            )
+        })
         .collect();
     let body = match &def.body {
         None => Body::None,
@@ -57,7 +75,10 @@ pub(crate) fn compile(
             ctx.ctx_value_error(
                 &format!("{path}/body"),
                 format!("unknown body `{word}`"),
-                Some("none | { json: ... } | { form: { k: v } } | { raw: { content_type, text } }".into()),
+                Some(
+                    "none | { json: ... } | { form: { k: v } } | { raw: { content_type, text } }"
+                        .into(),
+                ),
             );
             Body::None
         }
@@ -67,7 +88,12 @@ pub(crate) fn compile(
         Some(BodyDef::Kind(BodyKindDef::Form(fields))) => Body::Form(
             fields
                 .iter()
-                .map(|(k, v)| (k.clone(), ctx.ctx_template(&format!("{path}/body/form/{k}"), v)))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        ctx.ctx_template(&format!("{path}/body/form/{k}"), v),
+                    )
+                })
                 .collect(),
         ),
         Some(BodyDef::Kind(BodyKindDef::Raw { content_type, text })) => Body::Raw {
@@ -79,7 +105,11 @@ pub(crate) fn compile(
         None | Some("json") => ResponseKind::Json,
         Some("text") => ResponseKind::Text,
         Some(other) => {
-            ctx.ctx_value_error(&format!("{path}/response"), format!("unknown response `{other}`"), Some("json or text".into()));
+            ctx.ctx_value_error(
+                &format!("{path}/response"),
+                format!("unknown response `{other}`"),
+                Some("json or text".into()),
+            );
             ResponseKind::Json
         }
     };
@@ -87,7 +117,11 @@ pub(crate) fn compile(
         None => DEFAULT_TIMEOUT,
         Some(text) => match ctx.ctx_duration(&format!("{path}/timeout"), text) {
             Some(t) if t > MAX_TIMEOUT => {
-                ctx.ctx_value_error(&format!("{path}/timeout"), format!("timeout {text} is above the maximum of 60s"), Some("a chat customer should not wait longer; use at most 60s".into()));
+                ctx.ctx_value_error(
+                    &format!("{path}/timeout"),
+                    format!("timeout {text} is above the maximum of 60s"),
+                    Some("a chat customer should not wait longer; use at most 60s".into()),
+                );
                 MAX_TIMEOUT
             }
             Some(t) => t,
@@ -97,7 +131,11 @@ pub(crate) fn compile(
     let max_response = match &def.max_response {
         None => DEFAULT_MAX_RESPONSE,
         Some(text) => parse_size(text).unwrap_or_else(|| {
-            ctx.ctx_value_error(&format!("{path}/max_response"), format!("`{text}` is not a size"), Some("write it like 64KiB, 1MiB or 500000".into()));
+            ctx.ctx_value_error(
+                &format!("{path}/max_response"),
+                format!("`{text}` is not a size"),
+                Some("write it like 64KiB, 1MiB or 500000".into()),
+            );
             DEFAULT_MAX_RESPONSE
         }),
     };
@@ -105,7 +143,11 @@ pub(crate) fn compile(
         None => (0, Duration::from_millis(500)),
         Some(retry) => {
             if retry.attempts > 5 {
-                ctx.ctx_error(&format!("{path}/retry/attempts"), "at most 5 retries".into(), Some("a customer is waiting; keep retries few".into()));
+                ctx.ctx_error(
+                    &format!("{path}/retry/attempts"),
+                    "at most 5 retries".into(),
+                    Some("a customer is waiting; keep retries few".into()),
+                );
             }
             let backoff = retry
                 .backoff
@@ -126,13 +168,20 @@ pub(crate) fn compile(
     if response == ResponseKind::Text {
         for (name, response_path) in &save {
             if matches!(response_path, ResponsePath::Json { .. }) {
-                ctx.ctx_error(&format!("{step_path}/save/{name}"), "a JSON path needs `response: json`".into(), Some("with response: text, save $body, $status or $headers.NAME".into()));
+                ctx.ctx_error(
+                    &format!("{step_path}/save/{name}"),
+                    "a JSON path needs `response: json`".into(),
+                    Some("with response: text, save $body, $status or $headers.NAME".into()),
+                );
             }
         }
     }
     let bearer_to_zoho = def.url.contains("zohoapis")
         && (matches!(def.auth, Some(AuthDef::Kind(AuthKindDef::Bearer(_))))
-            || def.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("authorization") && v.trim_start().to_ascii_lowercase().starts_with("bearer")));
+            || def.headers.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case("authorization")
+                    && v.trim_start().to_ascii_lowercase().starts_with("bearer")
+            }));
     if bearer_to_zoho {
         ctx.ctx_warning(
             &format!("{path}/url"),
@@ -179,15 +228,24 @@ fn url_template(ctx: &mut impl CompileContext, path: &str, source: &str) -> UrlT
             }
         }
     } else if !(source.starts_with("http://") || source.starts_with("https://")) {
-        ctx.ctx_value_error(path, format!("`{source}` is not an http(s) URL"), Some("write https://host/path?query".into()));
+        ctx.ctx_value_error(
+            path,
+            format!("`{source}` is not an http(s) URL"),
+            Some("write https://host/path?query".into()),
+        );
     } else {
         let after_scheme = &source[source.find("://").map_or(0, |i| i + 3)..];
-        let authority_end = after_scheme.find(['/', '?', '#']).unwrap_or(after_scheme.len());
+        let authority_end = after_scheme
+            .find(['/', '?', '#'])
+            .unwrap_or(after_scheme.len());
         if after_scheme[..authority_end].contains("{{") {
             ctx.ctx_value_error(
                 path,
                 "a placeholder in the URL's host: only path and query take values".into(),
-                Some("put the whole base URL in a secret: url: \"{{secrets.api_base}}/orders\"".into()),
+                Some(
+                    "put the whole base URL in a secret: url: \"{{secrets.api_base}}/orders\""
+                        .into(),
+                ),
             );
         }
     }
@@ -200,9 +258,16 @@ fn url_template(ctx: &mut impl CompileContext, path: &str, source: &str) -> UrlT
     }
     match url::Url::parse(&sample) {
         Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
-        _ => ctx.ctx_value_error(path, format!("`{source}` does not make a valid URL"), Some("for example https://api.example.com/v1/orders?phone={{contact.phone}}".into())),
+        _ => ctx.ctx_value_error(
+            path,
+            format!("`{source}` does not make a valid URL"),
+            Some("for example https://api.example.com/v1/orders?phone={{contact.phone}}".into()),
+        ),
     }
-    UrlTemplate { base, rest: template }
+    UrlTemplate {
+        base,
+        rest: template,
+    }
 }
 
 fn auth(ctx: &mut impl CompileContext, path: &str, def: Option<&AuthDef>) -> Auth {
@@ -213,7 +278,9 @@ fn auth(ctx: &mut impl CompileContext, path: &str, def: Option<&AuthDef>) -> Aut
             ctx.ctx_value_error(path, format!("unknown auth `{word}`"), Some("none | { bearer: T } | { basic: { user, password } } | { api_key: { header|query, value } }".into()));
             Auth::None
         }
-        Some(AuthDef::Kind(AuthKindDef::Bearer(token))) => Auth::Bearer(ctx.ctx_template(&format!("{path}/bearer"), token)),
+        Some(AuthDef::Kind(AuthKindDef::Bearer(token))) => {
+            Auth::Bearer(ctx.ctx_template(&format!("{path}/bearer"), token))
+        }
         Some(AuthDef::Kind(AuthKindDef::Basic { user, password })) => Auth::Basic {
             user: ctx.ctx_template(&format!("{path}/basic/user"), user),
             password: ctx.ctx_template(&format!("{path}/basic/password"), password),
@@ -221,10 +288,23 @@ fn auth(ctx: &mut impl CompileContext, path: &str, def: Option<&AuthDef>) -> Aut
         Some(AuthDef::Kind(AuthKindDef::ApiKey(key))) => {
             let value = ctx.ctx_template(&format!("{path}/api_key/value"), &key.value);
             match (&key.header, &key.query) {
-                (Some(name), None) => Auth::ApiKeyHeader { name: name.clone(), value },
-                (None, Some(name)) => Auth::ApiKeyQuery { name: name.clone(), value },
+                (Some(name), None) => Auth::ApiKeyHeader {
+                    name: name.clone(),
+                    value,
+                },
+                (None, Some(name)) => Auth::ApiKeyQuery {
+                    name: name.clone(),
+                    value,
+                },
                 _ => {
-                    ctx.ctx_error(&format!("{path}/api_key"), "an api_key goes in a `header` or a `query` parameter: name exactly one".into(), Some("{ api_key: { header: X-Api-Key, value: \"{{secrets.key}}\" } }".into()));
+                    ctx.ctx_error(
+                        &format!("{path}/api_key"),
+                        "an api_key goes in a `header` or a `query` parameter: name exactly one"
+                            .into(),
+                        Some(
+                            "{ api_key: { header: X-Api-Key, value: \"{{secrets.key}}\" } }".into(),
+                        ),
+                    );
                     Auth::None
                 }
             }
@@ -235,7 +315,9 @@ fn auth(ctx: &mut impl CompileContext, path: &str, def: Option<&AuthDef>) -> Aut
 /// `1MiB`, `64KiB`, `500KB`, `1000` (bytes).
 pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let number: u64 = text[..split].parse().ok()?;
     let unit = text[split..].trim().to_ascii_lowercase();
     let factor = match unit.as_str() {

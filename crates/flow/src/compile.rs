@@ -79,7 +79,9 @@ fn yaml_diagnostic(file: &str, error: &serde_yaml::Error) -> Diagnostic {
     if let Some(hint) = unknown_key_hint(&message) {
         diagnostic = diagnostic.with_hint(hint);
     } else if message.contains("did not match any variant") || message.contains("invalid type") {
-        diagnostic = diagnostic.with_hint("check the shape of this value against the README's reference (or `flowbot schema`)");
+        diagnostic = diagnostic.with_hint(
+            "check the shape of this value against the README's reference (or `flowbot schema`)",
+        );
     }
     diagnostic
 }
@@ -97,7 +99,10 @@ fn unknown_key_hint(message: &str) -> Option<String> {
         .collect();
     match did_you_mean(unknown, expected.iter().copied()) {
         Some(best) => Some(format!("did you mean `{best}`?")),
-        None => Some(format!("the keys allowed here are: {}", expected.join(", "))),
+        None => Some(format!(
+            "the keys allowed here are: {}",
+            expected.join(", ")
+        )),
     }
 }
 
@@ -112,13 +117,15 @@ struct Compiler<'a> {
 impl Compiler<'_> {
     fn error(&mut self, path: &str, message: impl Into<String>) -> &mut Diagnostic {
         let at = self.positions.key(path);
-        self.diagnostics.push(Diagnostic::error(self.file, at, message));
+        self.diagnostics
+            .push(Diagnostic::error(self.file, at, message));
         self.diagnostics.last_mut().expect("just pushed")
     }
 
     fn warning(&mut self, path: &str, message: impl Into<String>) -> &mut Diagnostic {
         let at = self.positions.key(path);
-        self.diagnostics.push(Diagnostic::warning(self.file, at, message));
+        self.diagnostics
+            .push(Diagnostic::warning(self.file, at, message));
         self.diagnostics.last_mut().expect("just pushed")
     }
 
@@ -133,14 +140,22 @@ impl Compiler<'_> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
-            let d = self.error("flow", format!("flow name `{}` may only hold letters, digits and underscores", definition.flow));
+            let d = self.error(
+                "flow",
+                format!(
+                    "flow name `{}` may only hold letters, digits and underscores",
+                    definition.flow
+                ),
+            );
             Self::hint(d, "for example: flow: support_menu");
         }
         if definition.steps.is_empty() {
             self.error("steps", "a flow needs at least one step");
         }
         let session_timeout = match &definition.session_timeout {
-            Some(text) => self.duration("session_timeout", text).unwrap_or(Duration::from_secs(86_400)),
+            Some(text) => self
+                .duration("session_timeout", text)
+                .unwrap_or(Duration::from_secs(86_400)),
             None => Duration::from_secs(86_400),
         };
         let session_expired_text = definition
@@ -153,19 +168,34 @@ impl Compiler<'_> {
             if normalized.is_empty() {
                 self.error(&format!("triggers/keywords/{index}"), "an empty keyword");
             } else if keywords.contains(&normalized) {
-                self.warning(&format!("triggers/keywords/{index}"), format!("keyword `{keyword}` is listed twice"));
+                self.warning(
+                    &format!("triggers/keywords/{index}"),
+                    format!("keyword `{keyword}` is listed twice"),
+                );
             } else {
                 keywords.push(normalized);
             }
         }
         for (index, step) in definition.steps.iter().enumerate() {
             if step.id.trim().is_empty() || step.id == "end" {
-                let d = self.error(&format!("steps/{index}/id"), format!("`{}` cannot be a step id", step.id));
-                Self::hint(d, "ids are names like `welcome`; `end` is reserved for ending");
+                let d = self.error(
+                    &format!("steps/{index}/id"),
+                    format!("`{}` cannot be a step id", step.id),
+                );
+                Self::hint(
+                    d,
+                    "ids are names like `welcome`; `end` is reserved for ending",
+                );
             } else if let Some(first) = self.ids.get(&step.id) {
                 let first_line = self.positions.key(&format!("steps/{first}/id")).line;
-                let d = self.error(&format!("steps/{index}/id"), format!("duplicate step id `{}`", step.id));
-                Self::hint(d, format!("it is first used on line {first_line}; step ids must be unique"));
+                let d = self.error(
+                    &format!("steps/{index}/id"),
+                    format!("duplicate step id `{}`", step.id),
+                );
+                Self::hint(
+                    d,
+                    format!("it is first used on line {first_line}; step ids must be unique"),
+                );
             } else {
                 self.ids.insert(step.id.clone(), index);
             }
@@ -210,11 +240,17 @@ impl Compiler<'_> {
         .map(|(name, _)| *name)
         .collect();
         if present.len() > 1 {
-            let d = self.error(&format!("{path}/{}", present[1]), format!("step `{}` has two kinds: {}", def.id, present.join(" and ")));
+            let d = self.error(
+                &format!("{path}/{}", present[1]),
+                format!("step `{}` has two kinds: {}", def.id, present.join(" and ")),
+            );
             Self::hint(d, "a step does one thing; split it into two steps");
         }
         if def.next.is_some() && def.goto.is_some() {
-            let d = self.error(&format!("{path}/goto"), "`next` and `goto` mean the same; write one");
+            let d = self.error(
+                &format!("{path}/goto"),
+                "`next` and `goto` mean the same; write one",
+            );
             Self::hint(d, "keep `next:`");
         }
         let next = match def.next.as_deref().or(def.goto.as_deref()) {
@@ -231,12 +267,16 @@ impl Compiler<'_> {
                 Self::hint(d, format!("give it one of: {}", STEP_KINDS.join(", ")));
                 StepKind::Goto
             }
-            Some("say") => StepKind::Say(self.message(&format!("{path}/say"), def.say.as_ref().expect("present"))),
+            Some("say") => StepKind::Say(
+                self.message(&format!("{path}/say"), def.say.as_ref().expect("present")),
+            ),
             Some("ask") => StepKind::Ask(Box::new(self.ask(&path, def))),
             Some("branch") => StepKind::Branch(self.branch(&path, def)),
             Some("set") => StepKind::Set(self.set(&path, def.set.as_ref().expect("present"))),
             Some("end") => StepKind::End(self.end_text(&format!("{path}/end"), def.end.as_ref())),
-            Some("handoff") => StepKind::Handoff(self.end_text(&format!("{path}/handoff"), def.handoff.as_ref())),
+            Some("handoff") => {
+                StepKind::Handoff(self.end_text(&format!("{path}/handoff"), def.handoff.as_ref()))
+            }
             Some("api_request") => StepKind::ApiRequest(Box::new(self.api_request(&path, def))),
             Some(_) => StepKind::ZohoSearch(Box::new(self.zoho_search(&path, def))),
         };
@@ -250,21 +290,39 @@ impl Compiler<'_> {
     }
 
     fn check_misplaced_keys(&mut self, path: &str, def: &StepDef, kind: &StepKind) {
-        let takes_save = matches!(kind, StepKind::Ask(_) | StepKind::ApiRequest(_) | StepKind::ZohoSearch(_));
+        let takes_save = matches!(
+            kind,
+            StepKind::Ask(_) | StepKind::ApiRequest(_) | StepKind::ZohoSearch(_)
+        );
         if def.save.is_some() && !takes_save {
-            let d = self.error(&format!("{path}/save"), format!("`save` does nothing on a `{}` step", kind.name()));
-            Self::hint(d, "`save` belongs to ask, api_request and zoho_search steps; use `set` to assign");
+            let d = self.error(
+                &format!("{path}/save"),
+                format!("`save` does nothing on a `{}` step", kind.name()),
+            );
+            Self::hint(
+                d,
+                "`save` belongs to ask, api_request and zoho_search steps; use `set` to assign",
+            );
         }
         let takes_on = matches!(kind, StepKind::ApiRequest(_) | StepKind::ZohoSearch(_));
         if def.on.is_some() && !takes_on {
-            let d = self.error(&format!("{path}/on"), format!("`on` does nothing on a `{}` step", kind.name()));
-            Self::hint(d, "`on` names outcome branches of api_request and zoho_search");
+            let d = self.error(
+                &format!("{path}/on"),
+                format!("`on` does nothing on a `{}` step", kind.name()),
+            );
+            Self::hint(
+                d,
+                "`on` names outcome branches of api_request and zoho_search",
+            );
         }
         if def.else_.is_some() && !matches!(kind, StepKind::Branch(_)) {
             self.error(&format!("{path}/else"), "`else` belongs to a `branch` step");
         }
         if matches!(kind, StepKind::Branch(_)) && (def.next.is_some() || def.goto.is_some()) {
-            let d = self.error(&format!("{path}/next"), "a `branch` step goes on through `else`");
+            let d = self.error(
+                &format!("{path}/next"),
+                "a `branch` step goes on through `else`",
+            );
             Self::hint(d, "write `else: STEP` instead of `next`");
         }
     }
@@ -277,7 +335,8 @@ impl Compiler<'_> {
             return Target::Step(*index);
         }
         let at = self.positions.value(path);
-        let mut diagnostic = Diagnostic::error(self.file, at, format!("there is no step `{target}`"));
+        let mut diagnostic =
+            Diagnostic::error(self.file, at, format!("there is no step `{target}`"));
         let ids: Vec<&str> = self.ids.keys().map(String::as_str).collect();
         diagnostic = match did_you_mean(target, ids.iter().copied().chain(["end"])) {
             Some(best) => diagnostic.with_hint(format!("did you mean `{best}`?")),
@@ -334,21 +393,37 @@ impl Compiler<'_> {
                     options: Options::None,
                 }
             }
-            MessageDef::Rich(rich) => self.rich_message(path, &rich.text, rich.buttons.as_deref(), rich.list.as_ref()),
+            MessageDef::Rich(rich) => self.rich_message(
+                path,
+                &rich.text,
+                rich.buttons.as_deref(),
+                rich.list.as_ref(),
+            ),
         }
     }
 
-    fn rich_message(&mut self, path: &str, text: &str, buttons: Option<&[ButtonDef]>, list: Option<&ListDef>) -> Message {
+    fn rich_message(
+        &mut self,
+        path: &str,
+        text: &str,
+        buttons: Option<&[ButtonDef]>,
+        list: Option<&ListDef>,
+    ) -> Message {
         let text_path = format!("{path}/text");
         self.check_text_length(&text_path, text);
         let text = self.template_or_literal(&text_path, text);
         let options = match (buttons, list) {
             (Some(_), Some(_)) => {
-                let d = self.error(&format!("{path}/list"), "a message shows buttons or a list, not both");
+                let d = self.error(
+                    &format!("{path}/list"),
+                    "a message shows buttons or a list, not both",
+                );
                 Self::hint(d, "up to 3 choices: buttons; up to 10: a list");
                 Options::None
             }
-            (Some(buttons), None) => Options::Buttons(self.buttons(&format!("{path}/buttons"), buttons)),
+            (Some(buttons), None) => {
+                Options::Buttons(self.buttons(&format!("{path}/buttons"), buttons))
+            }
             (None, Some(list)) => self.list(&format!("{path}/list"), list),
             (None, None) => Options::None,
         };
@@ -358,7 +433,13 @@ impl Compiler<'_> {
     fn check_text_length(&mut self, path: &str, text: &str) {
         let length = text.chars().count();
         if length > limits::TEXT {
-            let d = self.error(path, format!("the text has {length} characters; WhatsApp allows {}", limits::TEXT));
+            let d = self.error(
+                path,
+                format!(
+                    "the text has {length} characters; WhatsApp allows {}",
+                    limits::TEXT
+                ),
+            );
             Self::hint(d, "split it into several `say` steps");
         }
     }
@@ -368,13 +449,24 @@ impl Compiler<'_> {
             self.error(path, "`buttons` needs at least one button");
         }
         if defs.len() > limits::BUTTONS {
-            let d = self.error(path, format!("{} buttons; WhatsApp allows at most {}", defs.len(), limits::BUTTONS));
+            let d = self.error(
+                path,
+                format!(
+                    "{} buttons; WhatsApp allows at most {}",
+                    defs.len(),
+                    limits::BUTTONS
+                ),
+            );
             Self::hint(d, "use a `list` for up to 10 choices");
         }
         let choices: Vec<Choice> = defs
             .iter()
             .map(|def| match def {
-                ButtonDef::Title(title) => Choice { id: slug(title), title: title.clone(), description: None },
+                ButtonDef::Title(title) => Choice {
+                    id: slug(title),
+                    title: title.clone(),
+                    description: None,
+                },
                 ButtonDef::Full { id, title } => Choice {
                     id: id.clone().unwrap_or_else(|| slug(title)),
                     title: title.clone(),
@@ -385,7 +477,14 @@ impl Compiler<'_> {
         for (index, choice) in choices.iter().enumerate() {
             let length = choice.title.chars().count();
             if length > limits::BUTTON_TITLE {
-                self.error(&format!("{path}/{index}"), format!("button title `{}` has {length} characters; WhatsApp allows {}", choice.title, limits::BUTTON_TITLE));
+                self.error(
+                    &format!("{path}/{index}"),
+                    format!(
+                        "button title `{}` has {length} characters; WhatsApp allows {}",
+                        choice.title,
+                        limits::BUTTON_TITLE
+                    ),
+                );
             }
         }
         self.check_unique(path, &choices);
@@ -395,7 +494,14 @@ impl Compiler<'_> {
     fn list(&mut self, path: &str, def: &ListDef) -> Options {
         let length = def.button.chars().count();
         if length > limits::LIST_BUTTON {
-            self.error(&format!("{path}/button"), format!("the list button `{}` has {length} characters; WhatsApp allows {}", def.button, limits::LIST_BUTTON));
+            self.error(
+                &format!("{path}/button"),
+                format!(
+                    "the list button `{}` has {length} characters; WhatsApp allows {}",
+                    def.button,
+                    limits::LIST_BUTTON
+                ),
+            );
         }
         let mut sections = Vec::new();
         let mut all = Vec::new();
@@ -405,12 +511,25 @@ impl Compiler<'_> {
                 let row_path = format!("{path}/sections/{s}/rows/{r}");
                 let title_length = row.title.chars().count();
                 if title_length > limits::ROW_TITLE {
-                    self.error(&row_path, format!("row title `{}` has {title_length} characters; WhatsApp allows {}", row.title, limits::ROW_TITLE));
+                    self.error(
+                        &row_path,
+                        format!(
+                            "row title `{}` has {title_length} characters; WhatsApp allows {}",
+                            row.title,
+                            limits::ROW_TITLE
+                        ),
+                    );
                 }
                 if let Some(description) = &row.description {
                     let length = description.chars().count();
                     if length > limits::ROW_DESCRIPTION {
-                        self.error(&format!("{row_path}/description"), format!("row description has {length} characters; WhatsApp allows {}", limits::ROW_DESCRIPTION));
+                        self.error(
+                            &format!("{row_path}/description"),
+                            format!(
+                                "row description has {length} characters; WhatsApp allows {}",
+                                limits::ROW_DESCRIPTION
+                            ),
+                        );
                     }
                 }
                 let choice = Choice {
@@ -421,20 +540,33 @@ impl Compiler<'_> {
                 all.push(choice.clone());
                 rows.push(choice);
             }
-            sections.push(Section { title: section.title.clone(), rows });
+            sections.push(Section {
+                title: section.title.clone(),
+                rows,
+            });
         }
         if all.is_empty() {
             self.error(path, "a list needs at least one row");
         }
         if all.len() > limits::LIST_ROWS {
-            let d = self.error(path, format!("{} rows; WhatsApp allows at most {} rows in all sections together", all.len(), limits::LIST_ROWS));
+            let d = self.error(
+                path,
+                format!(
+                    "{} rows; WhatsApp allows at most {} rows in all sections together",
+                    all.len(),
+                    limits::LIST_ROWS
+                ),
+            );
             Self::hint(d, "split the choice into two questions");
         }
         if sections.len() > 1 && sections.iter().any(|s| s.title.is_none()) {
             self.error(path, "with several sections, every section needs a `title`");
         }
         self.check_unique(path, &all);
-        Options::List { button: def.button.clone(), sections }
+        Options::List {
+            button: def.button.clone(),
+            sections,
+        }
     }
 
     fn check_unique(&mut self, path: &str, choices: &[Choice]) {
@@ -442,14 +574,24 @@ impl Compiler<'_> {
         let mut titles = BTreeSet::new();
         for choice in choices {
             if choice.id.is_empty() || choice.id.len() > limits::CHOICE_ID {
-                self.error(path, format!("option id `{}` must have 1 to {} characters", choice.id, limits::CHOICE_ID));
+                self.error(
+                    path,
+                    format!(
+                        "option id `{}` must have 1 to {} characters",
+                        choice.id,
+                        limits::CHOICE_ID
+                    ),
+                );
             }
             if !ids.insert(choice.id.as_str()) {
                 let d = self.error(path, format!("two options have the id `{}`", choice.id));
                 Self::hint(d, "ids must be unique; give each option an explicit `id`");
             }
             if !titles.insert(choice.title.to_lowercase()) {
-                self.error(path, format!("two options have the title `{}`", choice.title));
+                self.error(
+                    path,
+                    format!("two options have the title `{}`", choice.title),
+                );
             }
         }
     }
@@ -463,7 +605,10 @@ impl Compiler<'_> {
                 Some(name.clone())
             }
             Some(SaveDef::Paths(_)) => {
-                let d = self.error(&format!("{path}/save"), "an `ask` saves the answer into one variable");
+                let d = self.error(
+                    &format!("{path}/save"),
+                    "an `ask` saves the answer into one variable",
+                );
                 Self::hint(d, "write `save: answer`");
                 None
             }
@@ -472,7 +617,10 @@ impl Compiler<'_> {
             AskDef::Text(text) => {
                 self.check_text_length(&ask_path, text);
                 return Ask {
-                    prompt: Message { text: self.template_or_literal(&ask_path, text), options: Options::None },
+                    prompt: Message {
+                        text: self.template_or_literal(&ask_path, text),
+                        options: Options::None,
+                    },
                     expect: Expect::Text,
                     pattern: None,
                     retry: None,
@@ -483,7 +631,12 @@ impl Compiler<'_> {
             }
             AskDef::Full(full) => full,
         };
-        let prompt = self.rich_message(&ask_path, &full.text, full.buttons.as_deref(), full.list.as_ref());
+        let prompt = self.rich_message(
+            &ask_path,
+            &full.text,
+            full.buttons.as_deref(),
+            full.list.as_ref(),
+        );
         let has_options = !matches!(prompt.options, Options::None);
         let expect = match full.expect.as_deref() {
             None if has_options => Expect::Choice,
@@ -500,37 +653,70 @@ impl Compiler<'_> {
                     Some(best) => format!("did you mean `{best}`?"),
                     None => format!("one of: {}", known.join(", ")),
                 };
-                self.diagnostics.push(Diagnostic::error(self.file, at, format!("unknown `expect: {other}`")).with_hint(hint));
+                self.diagnostics.push(
+                    Diagnostic::error(self.file, at, format!("unknown `expect: {other}`"))
+                        .with_hint(hint),
+                );
                 Expect::Text
             }
         };
         if expect == Expect::Choice && !has_options {
-            let d = self.error(&format!("{ask_path}/expect"), "`expect: choice` needs `buttons` or a `list`");
+            let d = self.error(
+                &format!("{ask_path}/expect"),
+                "`expect: choice` needs `buttons` or a `list`",
+            );
             Self::hint(d, "add the options, or expect text");
         }
         let pattern = full.pattern.as_deref().and_then(|pattern| {
-            match regex::RegexBuilder::new(pattern).size_limit(1 << 20).build() {
+            match regex::RegexBuilder::new(pattern)
+                .size_limit(1 << 20)
+                .build()
+            {
                 Ok(regex) => Some(regex),
                 Err(error) => {
                     let at = self.positions.value(&format!("{ask_path}/pattern"));
-                    self.diagnostics.push(Diagnostic::error(self.file, at, format!("invalid regex `{pattern}`: {error}")));
+                    self.diagnostics.push(Diagnostic::error(
+                        self.file,
+                        at,
+                        format!("invalid regex `{pattern}`: {error}"),
+                    ));
                     None
                 }
             }
         });
-        let retry = full.retry.as_deref().and_then(|text| self.template(&format!("{ask_path}/retry"), text));
+        let retry = full
+            .retry
+            .as_deref()
+            .and_then(|text| self.template(&format!("{ask_path}/retry"), text));
         let max_attempts = full.max_attempts.unwrap_or(3);
         if max_attempts == 0 || max_attempts > 10 {
-            self.error(&format!("{ask_path}/max_attempts"), "`max_attempts` must be between 1 and 10");
+            self.error(
+                &format!("{ask_path}/max_attempts"),
+                "`max_attempts` must be between 1 and 10",
+            );
         }
-        let on_fail = full.on_fail.as_deref().map(|target| self.target(&format!("{ask_path}/on_fail"), target));
-        Ask { prompt, expect, pattern, retry, max_attempts: max_attempts.clamp(1, 10), on_fail, save }
+        let on_fail = full
+            .on_fail
+            .as_deref()
+            .map(|target| self.target(&format!("{ask_path}/on_fail"), target));
+        Ask {
+            prompt,
+            expect,
+            pattern,
+            retry,
+            max_attempts: max_attempts.clamp(1, 10),
+            on_fail,
+            save,
+        }
     }
 
     fn branch(&mut self, path: &str, def: &StepDef) -> Branch {
         let arms_def = def.branch.as_ref().expect("present");
         if arms_def.is_empty() {
-            self.error(&format!("{path}/branch"), "a branch needs at least one `when`");
+            self.error(
+                &format!("{path}/branch"),
+                "a branch needs at least one `when`",
+            );
         }
         let mut arms = Vec::new();
         for (index, arm) in arms_def.iter().enumerate() {
@@ -552,15 +738,24 @@ impl Compiler<'_> {
         match def.compile() {
             Ok(condition) => Some(condition),
             Err(message) => {
-                let key = if def.matches.is_some() { format!("{path}/matches") } else { path.to_string() };
+                let key = if def.matches.is_some() {
+                    format!("{path}/matches")
+                } else {
+                    path.to_string()
+                };
                 let at = self.positions.value(&key);
-                self.diagnostics.push(Diagnostic::error(self.file, at, message));
+                self.diagnostics
+                    .push(Diagnostic::error(self.file, at, message));
                 None
             }
         }
     }
 
-    fn set(&mut self, path: &str, def: &serde_json::Map<String, Value>) -> Vec<(String, ValueTemplate)> {
+    fn set(
+        &mut self,
+        path: &str,
+        def: &serde_json::Map<String, Value>,
+    ) -> Vec<(String, ValueTemplate)> {
         def.iter()
             .map(|(name, value)| {
                 let value_path = format!("{path}/set/{name}");
@@ -573,7 +768,10 @@ impl Compiler<'_> {
     fn check_variable_name(&mut self, path: &str, name: &str) {
         let root = name.split('.').next().unwrap_or(name);
         if BUILTIN_ROOTS.contains(&root) {
-            let d = self.error(path, format!("`{name}` is a built-in variable and cannot be assigned"));
+            let d = self.error(
+                path,
+                format!("`{name}` is a built-in variable and cannot be assigned"),
+            );
             Self::hint(d, "choose another name");
         } else if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
             let d = self.error(path, format!("`{name}` is not a variable name"));
@@ -586,16 +784,24 @@ impl Compiler<'_> {
             Value::String(text) => match self.template(path, text) {
                 Some(template) => match template.single_variable() {
                     Some(name) => ValueTemplate::Variable(name.to_string()),
-                    None if template.is_literal() => ValueTemplate::Literal(Value::String(text.clone())),
+                    None if template.is_literal() => {
+                        ValueTemplate::Literal(Value::String(text.clone()))
+                    }
                     None => ValueTemplate::Text(template),
                 },
                 None => ValueTemplate::Literal(Value::Null),
             },
             Value::Array(items) => ValueTemplate::Array(
-                items.iter().enumerate().map(|(i, item)| self.value_template(&format!("{path}/{i}"), item)).collect(),
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| self.value_template(&format!("{path}/{i}"), item))
+                    .collect(),
             ),
             Value::Object(map) => ValueTemplate::Object(
-                map.iter().map(|(k, v)| (k.clone(), self.value_template(&format!("{path}/{k}"), v))).collect(),
+                map.iter()
+                    .map(|(k, v)| (k.clone(), self.value_template(&format!("{path}/{k}"), v)))
+                    .collect(),
             ),
             other => ValueTemplate::Literal(other.clone()),
         }
@@ -615,7 +821,10 @@ impl Compiler<'_> {
         match &def.save {
             None => Vec::new(),
             Some(SaveDef::Variable(_)) => {
-                let d = self.error(&format!("{path}/save"), "`save` of an outside call maps variables to response paths");
+                let d = self.error(
+                    &format!("{path}/save"),
+                    "`save` of an outside call maps variables to response paths",
+                );
                 Self::hint(d, "write `save: { order_id: data[0].id }`");
                 Vec::new()
             }
@@ -645,9 +854,18 @@ impl Compiler<'_> {
             return Outcomes::default();
         };
         Outcomes {
-            empty: on.empty.as_deref().map(|t| self.target(&format!("{path}/on/empty"), t)),
-            error: on.error.as_deref().map(|t| self.target(&format!("{path}/on/error"), t)),
-            timeout: on.timeout.as_deref().map(|t| self.target(&format!("{path}/on/timeout"), t)),
+            empty: on
+                .empty
+                .as_deref()
+                .map(|t| self.target(&format!("{path}/on/empty"), t)),
+            error: on
+                .error
+                .as_deref()
+                .map(|t| self.target(&format!("{path}/on/error"), t)),
+            timeout: on
+                .timeout
+                .as_deref()
+                .map(|t| self.target(&format!("{path}/on/timeout"), t)),
         }
     }
 
@@ -670,7 +888,10 @@ impl Compiler<'_> {
         .filter_map(|(name, value)| value.map(|v| (name, v)))
         .collect();
         if kinds.len() != 1 {
-            let d = self.error(&search_path, "zoho_search needs exactly one of phone, email, word or criteria");
+            let d = self.error(
+                &search_path,
+                "zoho_search needs exactly one of phone, email, word or criteria",
+            );
             Self::hint(d, "for a WhatsApp customer: phone: \"{{contact.phone}}\"");
         }
         let query = match kinds.first() {
@@ -686,8 +907,15 @@ impl Compiler<'_> {
             None => ZohoQuery::Phone(self.template_or_literal(&search_path, "{{contact.phone}}")),
         };
         let module = search.module.clone().unwrap_or_else(|| "Contacts".into());
-        if module.is_empty() || !module.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            self.error(&format!("{search_path}/module"), format!("`{module}` is not a Zoho module API name"));
+        if module.is_empty()
+            || !module
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            self.error(
+                &format!("{search_path}/module"),
+                format!("`{module}` is not a Zoho module API name"),
+            );
         }
         let save = self.save_paths(path, def);
         if !search.fields.is_empty() {
@@ -731,8 +959,14 @@ impl Compiler<'_> {
         }
         for (index, step) in flow.steps.iter().enumerate() {
             if !seen[index] {
-                let d = self.warning(&format!("steps/{index}/id"), format!("step `{}` can never be reached", step.id));
-                Self::hint(d, "no step before it goes on to it; link it with next/goto, or remove it");
+                let d = self.warning(
+                    &format!("steps/{index}/id"),
+                    format!("step `{}` can never be reached", step.id),
+                );
+                Self::hint(
+                    d,
+                    "no step before it goes on to it; link it with next/goto, or remove it",
+                );
             }
         }
     }
@@ -741,16 +975,26 @@ impl Compiler<'_> {
         for (index, step) in flow.steps.iter().enumerate() {
             for name in read_variables(step) {
                 let root = name.split('.').next().unwrap_or(&name);
-                if BUILTIN_ROOTS.contains(&root) || defined.contains(root) || flow.vars.contains_key(root) {
+                if BUILTIN_ROOTS.contains(&root)
+                    || defined.contains(root)
+                    || flow.vars.contains_key(root)
+                {
                     continue;
                 }
                 let path = format!("steps/{index}/{}", step.kind.name());
-                let candidates: Vec<&str> = defined.iter().map(String::as_str).chain(BUILTIN_ROOTS.iter().copied()).collect();
+                let candidates: Vec<&str> = defined
+                    .iter()
+                    .map(String::as_str)
+                    .chain(BUILTIN_ROOTS.iter().copied())
+                    .collect();
                 let hint = match did_you_mean(root, candidates) {
                     Some(best) => format!("did you mean `{best}`? (it renders empty as it is)"),
                     None => "no step saves or sets it, so it renders empty".to_string(),
                 };
-                let d = self.warning(&path, format!("step `{}` reads `{name}`, which is never set", step.id));
+                let d = self.warning(
+                    &path,
+                    format!("step `{}` reads `{name}`, which is never set", step.id),
+                );
                 Self::hint(d, hint);
             }
         }
@@ -768,7 +1012,10 @@ pub fn successors(flow: &Flow, index: usize) -> Vec<Target> {
             .chain([branch.otherwise])
             .collect(),
         StepKind::End(_) | StepKind::Handoff(_) => Vec::new(),
-        StepKind::Ask(ask) => [Some(step.next), ask.on_fail].into_iter().flatten().collect(),
+        StepKind::Ask(ask) => [Some(step.next), ask.on_fail]
+            .into_iter()
+            .flatten()
+            .collect(),
         StepKind::ApiRequest(request) => with_outcomes(step.next, &request.outcomes),
         StepKind::ZohoSearch(search) => with_outcomes(step.next, &search.outcomes),
         _ => vec![step.next],
@@ -806,13 +1053,18 @@ fn read_variables(step: &Step) -> Vec<String> {
         }
         StepKind::End(Some(text)) | StepKind::Handoff(Some(text)) => add(text),
         StepKind::ApiRequest(request) => {
-            crate::api_request::templates(request).into_iter().for_each(&mut add);
+            crate::api_request::templates(request)
+                .into_iter()
+                .for_each(&mut add);
             if let Body::Json(value) = &request.body {
                 value_variables(value, &mut names);
             }
         }
         StepKind::ZohoSearch(search) => match &search.query {
-            ZohoQuery::Phone(t) | ZohoQuery::Email(t) | ZohoQuery::Word(t) | ZohoQuery::Criteria(t) => add(t),
+            ZohoQuery::Phone(t)
+            | ZohoQuery::Email(t)
+            | ZohoQuery::Word(t)
+            | ZohoQuery::Criteria(t) => add(t),
         },
         _ => {}
     }
@@ -823,7 +1075,9 @@ fn value_variables(value: &ValueTemplate, names: &mut Vec<String>) {
     match value {
         ValueTemplate::Literal(_) => {}
         ValueTemplate::Variable(name) => names.push(name.clone()),
-        ValueTemplate::Text(template) => names.extend(template.variables().into_iter().map(str::to_string)),
+        ValueTemplate::Text(template) => {
+            names.extend(template.variables().into_iter().map(str::to_string))
+        }
         ValueTemplate::Array(items) => items.iter().for_each(|i| value_variables(i, names)),
         ValueTemplate::Object(fields) => fields.iter().for_each(|(_, v)| value_variables(v, names)),
     }
@@ -849,7 +1103,10 @@ fn defined_variables(definition: &FlowDef) -> BTreeSet<String> {
 
 /// Lower case, surrounding whitespace removed, inner runs of whitespace as one space.
 pub fn normalize_keyword(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 /// The id a button or row gets from its title: `Order status` → `order_status`.

@@ -88,8 +88,22 @@ pub enum Operand {
 
 /// The operator names, for messages and the README.
 pub const OPERATORS: &[&str] = &[
-    "equals", "not_equals", "contains", "not_contains", "starts_with", "ends_with", "matches",
-    "empty", "not_empty", "exists", "gt", "gte", "lt", "lte", "in", "not_in",
+    "equals",
+    "not_equals",
+    "contains",
+    "not_contains",
+    "starts_with",
+    "ends_with",
+    "matches",
+    "empty",
+    "not_empty",
+    "exists",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "not_in",
 ];
 
 impl ConditionDef {
@@ -101,7 +115,9 @@ impl ConditionDef {
             .count();
         if combinators > 0 {
             if combinators > 1 || self.var.is_some() || self.operator_count() > 0 {
-                return Err("write `all`, `any` or `not` alone in a condition, and put tests inside".into());
+                return Err(
+                    "write `all`, `any` or `not` alone in a condition, and put tests inside".into(),
+                );
             }
             if let Some(list) = &self.all {
                 return Ok(Condition::All(compile_list(list, "all")?));
@@ -114,7 +130,10 @@ impl ConditionDef {
             }
         }
         let Some(var) = self.var.clone() else {
-            return Err("a condition needs `var:` (the variable tested), e.g. { var: reply, equals: yes }".into());
+            return Err(
+                "a condition needs `var:` (the variable tested), e.g. { var: reply, equals: yes }"
+                    .into(),
+            );
         };
         if self.operator_count() != 1 {
             return Err(format!(
@@ -212,9 +231,9 @@ fn operand(value: &Value) -> Result<Operand, String> {
         Value::String(text) if text.contains("{{") => Template::parse(text)
             .map(Operand::Template)
             .map_err(|error| error.message),
-        Value::Array(_) | Value::Object(_) => {
-            Err("compare with a single value (a text, number or boolean); use `in` for lists".into())
-        }
+        Value::Array(_) | Value::Object(_) => Err(
+            "compare with a single value (a text, number or boolean); use `in` for lists".into(),
+        ),
         other => Ok(Operand::Literal(other.clone())),
     }
 }
@@ -223,7 +242,9 @@ fn number_operand(value: &Value, name: &str) -> Result<Operand, String> {
     let compiled = operand(value)?;
     if let Operand::Literal(literal) = &compiled {
         if as_number(literal).is_none() {
-            return Err(format!("`{name}` compares numbers; `{literal}` is not a number"));
+            return Err(format!(
+                "`{name}` compares numbers; `{literal}` is not a number"
+            ));
         }
     }
     Ok(compiled)

@@ -270,7 +270,10 @@ pub enum Body {
     None,
     Json(ValueTemplate),
     Form(Vec<(String, Template)>),
-    Raw { content_type: String, text: Template },
+    Raw {
+        content_type: String,
+        text: Template,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

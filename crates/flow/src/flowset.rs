@@ -35,24 +35,42 @@ impl FlowSet {
             let positions = Positions::of(&source.text);
             if let Some(other) = flows.iter().find(|f| f.name == flow.name) {
                 diagnostics.push(
-                    Diagnostic::error(&source.file, positions.value("flow"), format!("flow `{}` is also defined in {}", flow.name, other.file))
-                        .with_hint("flow names must be unique"),
+                    Diagnostic::error(
+                        &source.file,
+                        positions.value("flow"),
+                        format!("flow `{}` is also defined in {}", flow.name, other.file),
+                    )
+                    .with_hint("flow names must be unique"),
                 );
                 continue;
             }
             if flow.is_default {
                 if let Some(other) = flows.iter().find(|f| f.is_default) {
                     diagnostics.push(
-                        Diagnostic::error(&source.file, positions.value("triggers/default"), format!("flow `{}` is a second default flow; `{}` ({}) is one already", flow.name, other.name, other.file))
-                            .with_hint("only one flow may be `default: true`"),
+                        Diagnostic::error(
+                            &source.file,
+                            positions.value("triggers/default"),
+                            format!(
+                                "flow `{}` is a second default flow; `{}` ({}) is one already",
+                                flow.name, other.name, other.file
+                            ),
+                        )
+                        .with_hint("only one flow may be `default: true`"),
                     );
                 }
             }
             for (index, keyword) in flow.keywords.iter().enumerate() {
                 if let Some(other) = flows.iter().find(|f| f.keywords.contains(keyword)) {
                     diagnostics.push(
-                        Diagnostic::error(&source.file, positions.value(&format!("triggers/keywords/{index}")), format!("keyword `{keyword}` also starts flow `{}` ({})", other.name, other.file))
-                            .with_hint("a keyword may start one flow only"),
+                        Diagnostic::error(
+                            &source.file,
+                            positions.value(&format!("triggers/keywords/{index}")),
+                            format!(
+                                "keyword `{keyword}` also starts flow `{}` ({})",
+                                other.name, other.file
+                            ),
+                        )
+                        .with_hint("a keyword may start one flow only"),
                     );
                 }
             }
@@ -63,7 +81,9 @@ impl FlowSet {
 
     /// A set from already compiled flows (tests, replays).
     pub fn from_flows(flows: Vec<Flow>) -> FlowSet {
-        FlowSet { flows: flows.into_iter().map(Arc::new).collect() }
+        FlowSet {
+            flows: flows.into_iter().map(Arc::new).collect(),
+        }
     }
 
     pub fn flows(&self) -> &[Arc<Flow>] {

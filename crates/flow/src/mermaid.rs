@@ -10,18 +10,42 @@ use crate::flow::{Flow, StepKind, Target};
 pub fn to_mermaid(flow: &Flow) -> String {
     let mut out = String::from("flowchart TD\n");
     let node = |index: usize| format!("s{index}");
-    let _ = writeln!(out, "    start([{}]) --> {}", label(&format!("start: {}", flow.name)), if flow.steps.is_empty() { "finish".into() } else { node(0) });
+    let _ = writeln!(
+        out,
+        "    start([{}]) --> {}",
+        label(&format!("start: {}", flow.name)),
+        if flow.steps.is_empty() {
+            "finish".into()
+        } else {
+            node(0)
+        }
+    );
     let mut ends = false;
     for (index, step) in flow.steps.iter().enumerate() {
         let summary = match &step.kind {
             StepKind::Say(message) => format!("say: {}", short(message.text.source())),
-            StepKind::Ask(ask) => format!("ask ({}): {}", ask.expect.name(), short(ask.prompt.text.source())),
+            StepKind::Ask(ask) => format!(
+                "ask ({}): {}",
+                ask.expect.name(),
+                short(ask.prompt.text.source())
+            ),
             StepKind::Branch(_) => "branch".to_string(),
-            StepKind::Set(assignments) => format!("set {}", assignments.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")),
+            StepKind::Set(assignments) => format!(
+                "set {}",
+                assignments
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             StepKind::Goto => "goto".to_string(),
             StepKind::End(_) => "end".to_string(),
             StepKind::Handoff(_) => "handoff to a person".to_string(),
-            StepKind::ApiRequest(request) => format!("{} {}", request.method.as_str(), short(request.url.rest.source())),
+            StepKind::ApiRequest(request) => format!(
+                "{} {}",
+                request.method.as_str(),
+                short(request.url.rest.source())
+            ),
             StepKind::ZohoSearch(search) => format!("zoho_search {}", search.module),
         };
         let text = label(&format!("{}: {summary}", step.id));
@@ -43,8 +67,12 @@ pub fn to_mermaid(flow: &Flow) -> String {
                 }
             };
             match edge {
-                Some(text) => { let _ = writeln!(out, "    {} -- {} --> {to}", node(index), label(&text)); }
-                None => { let _ = writeln!(out, "    {} --> {to}", node(index)); }
+                Some(text) => {
+                    let _ = writeln!(out, "    {} -- {} --> {to}", node(index), label(&text));
+                }
+                None => {
+                    let _ = writeln!(out, "    {} --> {to}", node(index));
+                }
             }
         }
         if matches!(step.kind, StepKind::End(_) | StepKind::Handoff(_)) {
@@ -81,7 +109,11 @@ fn edge_labels(flow: &Flow, index: usize) -> Vec<Option<String>> {
                 _ => unreachable!("matched above"),
             };
             let mut labels = vec![Some("ok".to_string())];
-            for (name, target) in [("empty", outcomes.empty), ("error", outcomes.error), ("timeout", outcomes.timeout)] {
+            for (name, target) in [
+                ("empty", outcomes.empty),
+                ("error", outcomes.error),
+                ("timeout", outcomes.timeout),
+            ] {
                 if target.is_some() {
                     labels.push(Some(name.to_string()));
                 }

@@ -99,10 +99,7 @@ pub struct RichMessageDef {
 #[serde(untagged)]
 pub enum ButtonDef {
     Title(String),
-    Full {
-        id: Option<String>,
-        title: String,
-    },
+    Full { id: Option<String>, title: String },
 }
 
 /// An interactive list.

@@ -149,7 +149,10 @@ mod tests {
     fn relative_and_full_paths_read_the_same_value() {
         let body = json!({"data": [{"Owner": {"name": "Ravi Kumar"}, "n": 0, "f": false, "e": "", "z": null}]});
         assert_eq!(read("data[0].Owner.name", &body), Some(json!("Ravi Kumar")));
-        assert_eq!(read("$.data[0].Owner.name", &body), Some(json!("Ravi Kumar")));
+        assert_eq!(
+            read("$.data[0].Owner.name", &body),
+            Some(json!("Ravi Kumar"))
+        );
         assert_eq!(read("data[0].n", &body), Some(json!(0)));
         assert_eq!(read("data[0].f", &body), Some(json!(false)));
         assert_eq!(read("data[0].e", &body), Some(json!("")));

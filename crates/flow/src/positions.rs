@@ -61,14 +61,8 @@ impl Positions {
 }
 
 enum Frame {
-    Mapping {
-        path: String,
-        key: Option<String>,
-    },
-    Sequence {
-        path: String,
-        index: usize,
-    },
+    Mapping { path: String, key: Option<String> },
+    Sequence { path: String, index: usize },
 }
 
 #[derive(Default)]
@@ -156,10 +150,22 @@ mod tests {
         let source = "flow: x\nsteps:\n  - id: a\n    say: hi\n  - id: b\n    goto: a\n";
         let positions = Positions::of(source);
         assert_eq!(positions.key("flow"), Position { line: 1, column: 1 });
-        assert_eq!(positions.value("steps/1/goto"), Position { line: 6, column: 11 });
-        assert_eq!(positions.key("steps/1/goto"), Position { line: 6, column: 5 });
+        assert_eq!(
+            positions.value("steps/1/goto"),
+            Position {
+                line: 6,
+                column: 11
+            }
+        );
+        assert_eq!(
+            positions.key("steps/1/goto"),
+            Position { line: 6, column: 5 }
+        );
         assert_eq!(positions.key("steps/0/id"), Position { line: 3, column: 5 });
         // Unknown paths fall back to the nearest known parent.
-        assert_eq!(positions.key("steps/1/nothing/deeper"), positions.key("steps/1"));
+        assert_eq!(
+            positions.key("steps/1/nothing/deeper"),
+            positions.key("steps/1")
+        );
     }
 }

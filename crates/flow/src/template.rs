@@ -26,12 +26,18 @@ const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 
 /// The helpers a template may call, with what each does (for hints and documentation).
 pub const HELPERS: &[(&str, &str)] = &[
-    ("first_word", "the first word: {{first_word assigned_to}} → Ravi"),
+    (
+        "first_word",
+        "the first word: {{first_word assigned_to}} → Ravi",
+    ),
     ("first_name", "same as first_word, for names"),
     ("upper", "upper case"),
     ("lower", "lower case"),
     ("trim", "removes surrounding spaces"),
-    ("default", "a fallback for an empty value: {{default name \"there\"}}"),
+    (
+        "default",
+        "a fallback for an empty value: {{default name \"there\"}}",
+    ),
 ];
 
 /// A compiled template.
@@ -98,7 +104,9 @@ impl Template {
                 message: format!("template syntax: {}", error.reason()),
                 line,
                 column,
-                hint: Some("placeholders look like {{name}}; blocks like {{#if x}}...{{/if}}".into()),
+                hint: Some(
+                    "placeholders look like {{name}}; blocks like {{#if x}}...{{/if}}".into(),
+                ),
             }
         })?;
         let variables = scan_variables(&normalized);
@@ -114,7 +122,11 @@ impl Template {
                 column: 1,
                 hint: Some(format!(
                     "the helpers are: {}",
-                    HELPERS.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+                    HELPERS
+                        .iter()
+                        .map(|(name, _)| *name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             });
         }
@@ -279,8 +291,9 @@ fn is_variable_path(text: &str) -> bool {
 /// Finds the variables read by a handlebars template: identifiers in expressions that are not
 /// helpers, keywords, literals or block-local names.
 fn scan_variables(source: &str) -> Vec<String> {
-    static EXPRESSION: LazyLock<regex::Regex> =
-        LazyLock::new(|| regex::Regex::new(r"\{\{~?\s*([#/^]?)([^}]*?)~?\}\}").expect("static regex"));
+    static EXPRESSION: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"\{\{~?\s*([#/^]?)([^}]*?)~?\}\}").expect("static regex")
+    });
     const KEYWORDS: &[&str] = &[
         "if", "unless", "each", "with", "else", "lookup", "this", "eq", "ne", "gt", "gte", "lt",
         "lte", "and", "or", "not", "len", "true", "false", "null", "log",
@@ -402,11 +415,23 @@ mod tests {
         let vars = json!({"owner": "Ravi Kumar", "empty": "  ", "padded": "  x  "});
         assert_eq!(render("{{first_name owner}}", vars.clone()), "Ravi");
         assert_eq!(render("{{first_word owner}}", vars.clone()), "Ravi");
-        assert_eq!(render("{{upper owner}}/{{lower owner}}", vars.clone()), "RAVI KUMAR/ravi kumar");
+        assert_eq!(
+            render("{{upper owner}}/{{lower owner}}", vars.clone()),
+            "RAVI KUMAR/ravi kumar"
+        );
         assert_eq!(render("[{{trim padded}}]", vars.clone()), "[x]");
-        assert_eq!(render("Hi {{default empty \"there\"}}", vars.clone()), "Hi there");
-        assert_eq!(render("Hi {{default missing \"there\"}}", vars.clone()), "Hi there");
-        assert_eq!(render("Hi {{default owner \"there\"}}", vars), "Hi Ravi Kumar");
+        assert_eq!(
+            render("Hi {{default empty \"there\"}}", vars.clone()),
+            "Hi there"
+        );
+        assert_eq!(
+            render("Hi {{default missing \"there\"}}", vars.clone()),
+            "Hi there"
+        );
+        assert_eq!(
+            render("Hi {{default owner \"there\"}}", vars),
+            "Hi Ravi Kumar"
+        );
     }
 
     #[test]
@@ -418,16 +443,30 @@ mod tests {
             "https://x.test/a/%2B91%2098%26%3D%3F%23%2F%22%5C%0A%C3%A9%F0%9F%98%80?q=%2B91%2098%26%3D%3F%23%2F%22%5C%0A%C3%A9%F0%9F%98%80"
         );
         let helper = Template::parse("{{lower v}}").expect("compiles");
-        assert_eq!(helper.render_escaped(&json!({"v": "A&B"}), Escape::UrlComponent), "a%26b");
+        assert_eq!(
+            helper.render_escaped(&json!({"v": "A&B"}), Escape::UrlComponent),
+            "a%26b"
+        );
     }
 
     #[test]
     fn variables_are_listed_for_validation() {
-        let template = Template::parse("{{#if a}}{{first_name b.c}}{{else}}{{default d \"x\"}}{{/if}}")
-            .expect("compiles");
+        let template =
+            Template::parse("{{#if a}}{{first_name b.c}}{{else}}{{default d \"x\"}}{{/if}}")
+                .expect("compiles");
         assert_eq!(template.variables(), vec!["a", "b.c", "d"]);
-        assert_eq!(Template::parse("{{x}}").expect("compiles").single_variable(), Some("x"));
-        assert_eq!(Template::parse(" {{x}}").expect("compiles").single_variable(), None);
+        assert_eq!(
+            Template::parse("{{x}}")
+                .expect("compiles")
+                .single_variable(),
+            Some("x")
+        );
+        assert_eq!(
+            Template::parse(" {{x}}")
+                .expect("compiles")
+                .single_variable(),
+            None
+        );
     }
 
     #[test]

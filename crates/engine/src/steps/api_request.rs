@@ -23,7 +23,11 @@ use crate::turn::Outcome;
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(30);
 
 /// Renders the request. The error names what made it unsafe to send.
-pub fn build(request: &ApiRequest, scope: &mut Value, secrets: &Secrets) -> Result<(HttpRequest, Redactor), String> {
+pub fn build(
+    request: &ApiRequest,
+    scope: &mut Value,
+    secrets: &Secrets,
+) -> Result<(HttpRequest, Redactor), String> {
     // Secrets are visible to this step's templates only, for the duration of the rendering.
     if let Value::Object(map) = scope {
         map.insert("secrets".into(), secrets.to_value());
@@ -35,7 +39,11 @@ pub fn build(request: &ApiRequest, scope: &mut Value, secrets: &Secrets) -> Resu
     built
 }
 
-fn render(request: &ApiRequest, scope: &Value, secrets: &Secrets) -> Result<(HttpRequest, Redactor), String> {
+fn render(
+    request: &ApiRequest,
+    scope: &Value,
+    secrets: &Secrets,
+) -> Result<(HttpRequest, Redactor), String> {
     let mut redactor = secrets.redactor();
     let base = match &request.url.base {
         Some(name) => lookup(scope, name)
@@ -45,7 +53,10 @@ fn render(request: &ApiRequest, scope: &Value, secrets: &Secrets) -> Result<(Htt
             .to_string(),
         None => String::new(),
     };
-    let url_text = format!("{base}{}", request.url.rest.render_escaped(scope, Escape::UrlComponent));
+    let url_text = format!(
+        "{base}{}",
+        request.url.rest.render_escaped(scope, Escape::UrlComponent)
+    );
     let mut url = url::Url::parse(&url_text).map_err(|e| format!("the URL is not valid ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err("the URL is not an http(s) URL with a host".into());
@@ -72,7 +83,8 @@ fn render(request: &ApiRequest, scope: &Value, secrets: &Secrets) -> Result<(Htt
         Auth::Basic { user, password } => {
             let password = password.render(scope);
             redactor.add(&password);
-            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", user.render(scope)));
+            let encoded = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{password}", user.render(scope)));
             redactor.add(&encoded);
             headers.push(("Authorization".into(), format!("Basic {encoded}")));
         }
@@ -91,7 +103,9 @@ fn render(request: &ApiRequest, scope: &Value, secrets: &Secrets) -> Result<(Htt
     }
     for (name, value) in &headers {
         if value.contains(['\r', '\n']) {
-            return Err(format!("header `{name}` would contain a line break (CR or LF)"));
+            return Err(format!(
+                "header `{name}` would contain a line break (CR or LF)"
+            ));
         }
     }
     let body = match &request.body {
@@ -99,14 +113,21 @@ fn render(request: &ApiRequest, scope: &Value, secrets: &Secrets) -> Result<(Htt
         Body::Json(template) => {
             let value = crate::value::evaluate(template, scope);
             set_default_header(&mut headers, "Content-Type", "application/json");
-            Some(serde_json::to_vec(&value).map_err(|e| format!("the JSON body could not be written ({e})"))?)
+            Some(
+                serde_json::to_vec(&value)
+                    .map_err(|e| format!("the JSON body could not be written ({e})"))?,
+            )
         }
         Body::Form(fields) => {
             let mut serializer = url::form_urlencoded::Serializer::new(String::new());
             for (name, value) in fields {
                 serializer.append_pair(name, &value.render(scope));
             }
-            set_default_header(&mut headers, "Content-Type", "application/x-www-form-urlencoded");
+            set_default_header(
+                &mut headers,
+                "Content-Type",
+                "application/x-www-form-urlencoded",
+            );
             Some(serializer.finish().into_bytes())
         }
         Body::Raw { content_type, text } => {
@@ -154,16 +175,30 @@ pub fn should_retry(request: &ApiRequest, result: &HttpResult, attempt: u32) -> 
 
 /// A `Retry-After` header in seconds, if the answer had one.
 pub fn retry_after(result: &HttpResult) -> Option<Duration> {
-    let HttpResult::Response(response) = result else { return None };
-    let (_, value) = response.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))?;
+    let HttpResult::Response(response) = result else {
+        return None;
+    };
+    let (_, value) = response
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// Exponential backoff with a deterministic jitter of up to 25 % (seeded by the message id, so
 /// replays are reproducible); `Retry-After` wins when longer, up to [`RETRY_AFTER_CAP`].
-pub fn backoff(request: &ApiRequest, attempt: u32, retry_after: Option<Duration>, seed: &str) -> Duration {
-    let base = request.retry_backoff.saturating_mul(1 << attempt.saturating_sub(1).min(8));
-    let hash = seed.bytes().fold(u32::from(attempt), |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+pub fn backoff(
+    request: &ApiRequest,
+    attempt: u32,
+    retry_after: Option<Duration>,
+    seed: &str,
+) -> Duration {
+    let base = request
+        .retry_backoff
+        .saturating_mul(1 << attempt.saturating_sub(1).min(8));
+    let hash = seed.bytes().fold(u32::from(attempt), |h, b| {
+        h.wrapping_mul(31).wrapping_add(u32::from(b))
+    });
     let jitter = base.mul_f64(f64::from(hash % 250) / 1000.0);
     let computed = base + jitter;
     match retry_after {
@@ -199,7 +234,14 @@ impl Answer {
 /// finds nothing is `empty`; non-2xx, a non-JSON body when JSON was expected, a body over the cap
 /// and connection failures are `error`; no answer in time is `timeout`.
 pub fn interpret(request: &ApiRequest, result: &HttpResult) -> Answer {
-    let failed = |outcome, error| Answer { outcome, error: Some(error), status: None, headers: Vec::new(), body_text: String::new(), json: None };
+    let failed = |outcome, error| Answer {
+        outcome,
+        error: Some(error),
+        status: None,
+        headers: Vec::new(),
+        body_text: String::new(),
+        json: None,
+    };
     let response = match result {
         HttpResult::Timeout => return failed(Outcome::Timeout, "timeout"),
         HttpResult::TooLarge => return failed(Outcome::Error, "too_large"),
@@ -236,7 +278,10 @@ pub fn interpret(request: &ApiRequest, result: &HttpResult) -> Answer {
         }
     }
     if let Some((_, first)) = request.save.first() {
-        if first.read(&answer.view()).is_none_or(|v| crate::value_is_empty_list(&v)) {
+        if first
+            .read(&answer.view())
+            .is_none_or(|v| crate::value_is_empty_list(&v))
+        {
             answer.outcome = Outcome::Empty;
         }
     }
@@ -245,7 +290,13 @@ pub fn interpret(request: &ApiRequest, result: &HttpResult) -> Answer {
 
 /// A view for a request that never went out.
 pub fn failure_view(error: &'static str) -> ResponseView<'static> {
-    ResponseView { status: None, headers: &[], body_text: "", json: None, error: Some(error) }
+    ResponseView {
+        status: None,
+        headers: &[],
+        body_text: "",
+        json: None,
+        error: Some(error),
+    }
 }
 
 /// Applies every `save` entry: what a path finds is saved, the rest is set empty (null).
@@ -256,13 +307,31 @@ pub fn apply_saves(saves: &SaveMap, view: &ResponseView<'_>, mut save: impl FnMu
 }
 
 /// The trace of one attempt, with secrets and sensitive headers redacted.
-pub fn trace(step: &str, attempt: u32, request: &HttpRequest, result: &HttpResult, redactor: &Redactor) -> HttpTrace {
+pub fn trace(
+    step: &str,
+    attempt: u32,
+    request: &HttpRequest,
+    result: &HttpResult,
+    redactor: &Redactor,
+) -> HttpTrace {
     let request_headers = request
         .headers
         .iter()
-        .map(|(k, v)| (k.clone(), if is_sensitive_header(k) { REDACTED.to_string() } else { redactor.redact(v) }))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                if is_sensitive_header(k) {
+                    REDACTED.to_string()
+                } else {
+                    redactor.redact(v)
+                },
+            )
+        })
         .collect();
-    let request_body = request.body.as_ref().map(|b| redactor.redact(&cut(&String::from_utf8_lossy(b), TRACE_BODY_LIMIT)));
+    let request_body = request
+        .body
+        .as_ref()
+        .map(|b| redactor.redact(&cut(&String::from_utf8_lossy(b), TRACE_BODY_LIMIT)));
     let mut trace = HttpTrace {
         step: step.into(),
         attempt,
@@ -285,7 +354,10 @@ pub fn trace(step: &str, attempt: u32, request: &HttpRequest, result: &HttpResul
                 .filter(|(k, _)| !is_sensitive_header(k))
                 .map(|(k, v)| (k.clone(), redactor.redact(v)))
                 .collect();
-            trace.response_body = Some(redactor.redact(&cut(&String::from_utf8_lossy(&response.body), TRACE_BODY_LIMIT)));
+            trace.response_body = Some(redactor.redact(&cut(
+                &String::from_utf8_lossy(&response.body),
+                TRACE_BODY_LIMIT,
+            )));
             trace.duration_ms = u64::try_from(response.duration.as_millis()).unwrap_or(u64::MAX);
             if !(200..300).contains(&response.status) {
                 trace.error = Some("http_status".into());
@@ -293,7 +365,9 @@ pub fn trace(step: &str, attempt: u32, request: &HttpRequest, result: &HttpResul
         }
         HttpResult::Timeout => trace.error = Some("timeout".into()),
         HttpResult::TooLarge => trace.error = Some("too_large".into()),
-        HttpResult::Connection(reason) => trace.error = Some(format!("connection: {}", redactor.redact(reason))),
+        HttpResult::Connection(reason) => {
+            trace.error = Some(format!("connection: {}", redactor.redact(reason)))
+        }
     }
     trace
 }

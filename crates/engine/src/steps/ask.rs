@@ -26,7 +26,11 @@ pub fn accept(ask: &Ask, inbound: &Inbound) -> Option<Value> {
         if !typed.is_empty() {
             let found = choices
                 .iter()
-                .find(|c| c.title.eq_ignore_ascii_case(typed) || c.title.to_lowercase() == typed.to_lowercase() || c.id.eq_ignore_ascii_case(typed))
+                .find(|c| {
+                    c.title.eq_ignore_ascii_case(typed)
+                        || c.title.to_lowercase() == typed.to_lowercase()
+                        || c.id.eq_ignore_ascii_case(typed)
+                })
                 .or_else(|| {
                     let number: usize = typed.trim_end_matches('.').parse().ok()?;
                     choices.get(number.checked_sub(1)?)
@@ -68,9 +72,8 @@ pub fn default_retry(ask: &Ask) -> String {
     }
 }
 
-static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$").expect("static regex")
-});
+static EMAIL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$").expect("static regex"));
 
 fn is_number(text: &str) -> bool {
     let cleaned: String = text.chars().filter(|c| *c != ',' && *c != ' ').collect();
@@ -78,7 +81,9 @@ fn is_number(text: &str) -> bool {
 }
 
 fn is_phone(text: &str) -> bool {
-    let allowed = text.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    let allowed = text
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
     let digits = text.chars().filter(char::is_ascii_digit).count();
     allowed && (7..=15).contains(&digits)
 }

@@ -1,0 +1,141 @@
+//! `flowbot chat FLOW`: a terminal conversation with one flow. Each line read from stdin is an
+//! inbound text message; the bot's messages print as a customer sees them, options numbered (type
+//! the number or the title to choose). Works with piped stdin for scripts. `--fakes FILE` answers
+//! outside calls from a replay file's fakes; otherwise calls are real.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use flowbot_connectors::{EgressPolicy, HttpExecutor, LiveEffects};
+use flowbot_engine::{
+    drive, Contact, Conversation, Effect, EffectHandler, EffectResult, Engine, EngineConfig,
+    Inbound, Secrets,
+};
+use flowbot_flow::FlowSet;
+use flowbot_replay::{Fakes, ReplayEffects, ReplayFile};
+use flowbot_zoho::store::MemoryTokenStore;
+use flowbot_zoho::transport::ReqwestTransport;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::cli::ChatArgs;
+use crate::flow_files::read_flow_source;
+
+enum ChatEffects {
+    Live(LiveEffects<ReqwestTransport, MemoryTokenStore>),
+    Fakes(ReplayEffects),
+}
+
+impl EffectHandler for ChatEffects {
+    async fn handle(&self, effect: Effect) -> EffectResult {
+        match self {
+            ChatEffects::Live(live) => live.handle(effect).await,
+            ChatEffects::Fakes(fakes) => fakes.handle(effect).await,
+        }
+    }
+}
+
+pub async fn run(args: ChatArgs) -> Result<ExitCode> {
+    let source = read_flow_source(&args.flow)?;
+    let loaded = flowbot_flow::load_flow(&source.file, &source.text);
+    let Some(mut flow) = loaded.flow else {
+        for diagnostic in loaded.diagnostics.iter().filter(|d| d.is_error()) {
+            eprintln!("{diagnostic}");
+        }
+        anyhow::bail!(
+            "{} does not validate (run `flowbot validate {}`)",
+            args.flow.display(),
+            args.flow.display()
+        );
+    };
+    // In a chat, the flow starts on any first message.
+    flow.is_default = true;
+    let flows = FlowSet::from_flows(vec![flow]);
+    let (effects, secrets) = match &args.fakes {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let replay: ReplayFile = serde_yaml::from_str(&text)
+                .with_context(|| format!("{} is not a replay file", path.display()))?;
+            let base = path.parent().unwrap_or(std::path::Path::new("."));
+            let fakes =
+                Fakes::new(&replay.http, base, chrono::Utc::now()).map_err(anyhow::Error::msg)?;
+            let effects = ReplayEffects::new(fakes, replay.zoho.as_ref(), chrono::Utc::now());
+            (
+                ChatEffects::Fakes(effects),
+                Secrets::from_map(replay.secrets.clone()),
+            )
+        }
+        None => {
+            let http = HttpExecutor::new(EgressPolicy::default()).map_err(anyhow::Error::msg)?;
+            (
+                ChatEffects::Live(LiveEffects { http, zoho: None }),
+                Secrets::from_env_vars(std::env::vars()),
+            )
+        }
+    };
+    let engine = Engine::new(flows, EngineConfig::default(), secrets);
+    let contact = Contact {
+        phone: args.phone.clone(),
+        name: args.name.clone(),
+    };
+    let mut conversation: Option<Conversation> = None;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    if interactive {
+        eprintln!(
+            "Chatting with {} as {}. Type a message; /quit or Ctrl-D ends.",
+            args.flow.display(),
+            contact.phone
+        );
+    }
+    let mut counter = 0u64;
+    loop {
+        if interactive {
+            print!("you> ");
+            std::io::stdout().flush().ok();
+        }
+        let Some(line) = lines.next_line().await? else {
+            break;
+        };
+        let line = line.trim_end_matches('\r').to_string();
+        if line.trim() == "/quit" {
+            break;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        if !interactive {
+            println!("you> {line}");
+        }
+        counter += 1;
+        let inbound = Inbound::text(format!("wamid.chat.{counter}"), line, chrono::Utc::now());
+        let result = drive(
+            engine.start_turn(conversation.take(), &contact, &inbound),
+            &effects,
+        )
+        .await;
+        if args.verbose {
+            for event in &result.trace {
+                println!("  · {}", event.describe());
+            }
+        }
+        for message in &result.outbound {
+            let text = message.to_display();
+            let mut first = true;
+            for line in text.lines() {
+                if first {
+                    println!("bot> {line}");
+                    first = false;
+                } else {
+                    println!("     {line}");
+                }
+            }
+        }
+        if result.conversation.is_none() && args.verbose {
+            println!("  · (the conversation is over; your next message starts it again)");
+        }
+        conversation = result.conversation;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,31 @@
+//! One module per command; [`run`] dispatches.
+
+mod chat;
+mod graph;
+mod test;
+mod validate;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Validate { paths } => validate::run(&paths),
+        Command::Chat(args) => runtime()?.block_on(chat::run(args)),
+        Command::Test { paths } => runtime()?.block_on(test::run(&paths)),
+        Command::Graph { flow } => graph::run(&flow),
+        Command::Schema => {
+            println!("{}", flowbot_flow::schema::flow_schema_json());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
