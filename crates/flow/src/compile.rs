@@ -263,7 +263,10 @@ impl Compiler<'_> {
         let kind = match present.first().copied() {
             None if def.goto.is_some() || def.next.is_some() => StepKind::Goto,
             None => {
-                let d = self.error(&path, format!("step `{}` does nothing", def.id));
+                let d = self.error(
+                    &format!("{path}/id"),
+                    format!("step `{}` does nothing", def.id),
+                );
                 Self::hint(d, format!("give it one of: {}", STEP_KINDS.join(", ")));
                 StepKind::Goto
             }
@@ -467,9 +470,9 @@ impl Compiler<'_> {
                     title: title.clone(),
                     description: None,
                 },
-                ButtonDef::Full { id, title } => Choice {
-                    id: id.clone().unwrap_or_else(|| slug(title)),
-                    title: title.clone(),
+                ButtonDef::Full(full) => Choice {
+                    id: full.id.clone().unwrap_or_else(|| slug(&full.title)),
+                    title: full.title.clone(),
                     description: None,
                 },
             })
@@ -844,6 +847,12 @@ impl Compiler<'_> {
                         }
                     }
                 }
+                // The map arrives sorted by name; the first path as written decides the `empty`
+                // outcome, so restore the order of the file.
+                saves.sort_by_key(|(name, _)| {
+                    let at = self.positions.key(&format!("{path}/save/{name}"));
+                    (at.line, at.column)
+                });
                 saves
             }
         }

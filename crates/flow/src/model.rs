@@ -4,9 +4,11 @@
 //! them. They hold text, not meaning: [`crate::compile`] turns them into a checked [`crate::Flow`].
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::condition::ConditionDef;
@@ -78,7 +80,7 @@ pub struct StepDef {
 }
 
 /// Message text, or text with options.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, JsonSchema)]
 #[serde(untagged)]
 pub enum MessageDef {
     Text(String),
@@ -95,11 +97,19 @@ pub struct RichMessageDef {
 }
 
 /// A button: a title (its id is then a slug of it) or `{ id, title }`.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, JsonSchema)]
 #[serde(untagged)]
 pub enum ButtonDef {
     Title(String),
-    Full { id: Option<String>, title: String },
+    Full(ButtonFullDef),
+}
+
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ButtonFullDef {
+    pub id: Option<String>,
+    /// At most 20 characters.
+    pub title: String,
 }
 
 /// An interactive list.
@@ -129,7 +139,7 @@ pub struct RowDef {
 }
 
 /// An `ask`: a question text, or a full definition.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, JsonSchema)]
 #[serde(untagged)]
 pub enum AskDef {
     Text(String),
@@ -163,7 +173,7 @@ pub struct WhenDef {
 }
 
 /// `true`, or a text to send.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, JsonSchema)]
 #[serde(untagged)]
 pub enum EndDef {
     Flag(bool),
@@ -171,7 +181,7 @@ pub enum EndDef {
 }
 
 /// `save: var` (ask) or `save: { var: path }` (outside calls).
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, JsonSchema)]
 #[serde(untagged)]
 pub enum SaveDef {
     Variable(String),
@@ -216,7 +226,7 @@ pub struct ApiRequestDef {
     pub retry_unsafe: bool,
 }
 
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, JsonSchema)]
 #[serde(untagged)]
 pub enum AuthDef {
     /// `none`
@@ -240,7 +250,7 @@ pub struct ApiKeyDef {
     pub value: String,
 }
 
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, JsonSchema)]
 #[serde(untagged)]
 pub enum BodyDef {
     /// `none`
@@ -294,3 +304,99 @@ pub const STEP_KINDS: &[&str] = &[
     "api_request",
     "zoho_search",
 ];
+
+/// Implements `Deserialize` for "a text, or a map" enums so that a mistake inside the map is
+/// reported with its own message and position (serde's untagged enums would only say that
+/// nothing matched).
+macro_rules! text_or_map {
+    ($ty:ident, $text:ident, $map:ident, $inner:ty, $expecting:literal) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct TextOrMap;
+                impl<'de> Visitor<'de> for TextOrMap {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E: de::Error>(self, value: &str) -> Result<$ty, E> {
+                        Ok($ty::$text(value.to_string()))
+                    }
+                    fn visit_i64<E: de::Error>(self, value: i64) -> Result<$ty, E> {
+                        Ok($ty::$text(value.to_string()))
+                    }
+                    fn visit_u64<E: de::Error>(self, value: u64) -> Result<$ty, E> {
+                        Ok($ty::$text(value.to_string()))
+                    }
+                    fn visit_f64<E: de::Error>(self, value: f64) -> Result<$ty, E> {
+                        Ok($ty::$text(value.to_string()))
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<$ty, A::Error> {
+                        let inner =
+                            <$inner>::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                        Ok($ty::$map(inner.into()))
+                    }
+                }
+                deserializer.deserialize_any(TextOrMap)
+            }
+        }
+    };
+}
+
+text_or_map!(
+    MessageDef,
+    Text,
+    Rich,
+    RichMessageDef,
+    "a text, or { text, buttons } / { text, list }"
+);
+text_or_map!(
+    AskDef,
+    Text,
+    Full,
+    FullAskDef,
+    "a question text, or { text, buttons|list, expect, retry, max_attempts, on_fail }"
+);
+text_or_map!(
+    ButtonDef,
+    Title,
+    Full,
+    ButtonFullDef,
+    "a button title, or { id, title }"
+);
+text_or_map!(SaveDef, Variable, Paths, BTreeMap<String, String>, "a variable name (ask), or { variable: response.path }");
+text_or_map!(
+    AuthDef,
+    Keyword,
+    Kind,
+    AuthKindDef,
+    "none, or { bearer: T } / { basic: { user, password } } / { api_key: { header|query, value } }"
+);
+text_or_map!(
+    BodyDef,
+    Keyword,
+    Kind,
+    BodyKindDef,
+    "none, or { json: ... } / { form: { k: v } } / { raw: { content_type, text } }"
+);
+
+impl<'de> Deserialize<'de> for EndDef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FlagOrText;
+        impl Visitor<'_> for FlagOrText {
+            type Value = EndDef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, or a last message text")
+            }
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<EndDef, E> {
+                Ok(EndDef::Flag(value))
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<EndDef, E> {
+                Ok(EndDef::Text(value.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<EndDef, E> {
+                Ok(EndDef::Flag(true))
+            }
+        }
+        deserializer.deserialize_any(FlagOrText)
+    }
+}

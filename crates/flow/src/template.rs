@@ -274,9 +274,10 @@ fn plain_pieces(source: &str) -> Option<Vec<Piece>> {
     Some(pieces)
 }
 
+/// A bare helper name (`{{first_name}}`) counts as a variable: every helper needs an argument, and
+/// authors save variables with those names (`first_name: data[0].First_Name`).
 fn is_variable_path(text: &str) -> bool {
     !text.is_empty()
-        && !HELPERS.iter().any(|(name, _)| *name == text)
         && text != "else"
         && text != "this"
         && text.split('.').all(|segment| {
@@ -467,6 +468,16 @@ mod tests {
                 .single_variable(),
             None
         );
+    }
+
+    #[test]
+    fn a_bare_helper_name_is_a_variable() {
+        let vars = json!({"first_name": "Anika", "owner": "Rohan Iyer"});
+        assert_eq!(
+            render("Hi {{first_name}}, {{trim}}.", vars.clone()),
+            "Hi Anika, ."
+        );
+        assert_eq!(render("{{first_name owner}}", vars), "Rohan");
     }
 
     #[test]
