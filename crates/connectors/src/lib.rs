@@ -1,57 +1,25 @@
-//! CONTRACT SKELETON — the production implementation of the engine's effects.
+//! The production side of the engine's effects: what the server and `flowbot chat` use to perform
+//! the HTTP calls and Zoho searches that turns ask for. The engine stays sans-I/O; this crate is
+//! where its effects meet the network.
 //!
-//! - `http`: [`HttpExecutor`] performs one `Effect::Http` with reqwest: the request's timeout for the
-//!   whole exchange, reading stops at `max_response` (→ `HttpResult::TooLarge`), redirects followed
-//!   only to the same host, egress rules (link-local / cloud metadata refused unless allowed).
-//! - `zoho`: [`zoho_search_result`] maps a `flowbot_zoho::SearchReport` to the engine's
-//!   `ZohoSearchResult`; [`zoho_request`] maps the engine's request to the client's.
-//! - `live`: [`LiveEffects`], the `EffectHandler` the server and `flowbot chat` drive turns with.
+//! - [`http`]: [`HttpExecutor`] performs one `Effect::Http` with reqwest: the request's timeout for
+//!   the whole exchange, reading stops at `max_response` (→ `HttpResult::TooLarge`), redirects
+//!   followed only within the same origin, failures described without the URL's query.
+//! - [`egress`]: [`EgressPolicy`], the SSRF guard: link-local and cloud metadata destinations are
+//!   refused unless allowed, for literal IPs and for resolved names alike.
+//! - [`zoho`]: [`zoho_request`] maps the engine's request to the Zoho client's;
+//!   [`zoho_search_result`] maps a `flowbot_zoho::SearchReport` to the engine's result.
+//! - [`live`]: [`LiveEffects`], the `EffectHandler` that drives turns for real.
+//!
+//! Invariant: nothing here panics on a server's answer, and no secret (an API key in a query, a
+//! token) reaches a `Connection` reason, a Zoho error text or a call record.
 
-use std::sync::Arc;
+pub mod egress;
+pub mod http;
+pub mod live;
+pub mod zoho;
 
-use flowbot_engine::{Effect, EffectHandler, EffectResult, HttpRequest, HttpResult, ZohoSearchRequest, ZohoSearchResult};
-use flowbot_zoho::{SearchReport, SearchRequest, TokenStore, Transport, ZohoClient};
-
-/// Where outside calls may go.
-#[derive(Clone, Debug, Default)]
-pub struct EgressPolicy {
-    /// Allow link-local and cloud metadata addresses (169.254.0.0/16, fd00:ec2::254). Off by default.
-    pub allow_link_local: bool,
-}
-
-/// Performs HTTP effects.
-#[derive(Clone, Debug)]
-pub struct HttpExecutor {}
-
-impl HttpExecutor {
-    pub fn new(_policy: EgressPolicy) -> Result<HttpExecutor, String> {
-        todo!()
-    }
-
-    pub async fn execute(&self, _request: HttpRequest) -> HttpResult {
-        todo!()
-    }
-}
-
-/// The engine's Zoho request as the client's.
-pub fn zoho_request(_request: &ZohoSearchRequest) -> SearchRequest {
-    todo!()
-}
-
-/// The client's report as the engine's result (errors as their cause-and-fix text).
-pub fn zoho_search_result(_report: SearchReport) -> ZohoSearchResult {
-    todo!()
-}
-
-/// Effects performed for real.
-pub struct LiveEffects<T: Transport, S: TokenStore> {
-    pub http: HttpExecutor,
-    /// `None`: flows with a `zoho_search` step get the error outcome ("not connected").
-    pub zoho: Option<Arc<ZohoClient<T, S>>>,
-}
-
-impl<T: Transport, S: TokenStore> EffectHandler for LiveEffects<T, S> {
-    async fn handle(&self, _effect: Effect) -> EffectResult {
-        todo!()
-    }
-}
+pub use egress::EgressPolicy;
+pub use http::{HttpExecutor, MAX_REDIRECTS};
+pub use live::LiveEffects;
+pub use zoho::{zoho_request, zoho_search_result};

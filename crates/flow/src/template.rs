@@ -369,7 +369,7 @@ fn registry(escape: fn(&str) -> String) -> Handlebars<'static> {
 static TEXT_REGISTRY: LazyLock<Handlebars<'static>> =
     LazyLock::new(|| registry(handlebars::no_escape));
 static URL_REGISTRY: LazyLock<Handlebars<'static>> =
-    LazyLock::new(|| registry(|text| encode_url_component(text)));
+    LazyLock::new(|| registry(encode_url_component));
 
 #[cfg(test)]
 mod tests {

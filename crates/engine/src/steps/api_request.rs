@@ -196,7 +196,7 @@ pub fn backoff(
     let base = request
         .retry_backoff
         .saturating_mul(1 << attempt.saturating_sub(1).min(8));
-    let hash = seed.bytes().fold(u32::from(attempt), |h, b| {
+    let hash = seed.bytes().fold(attempt, |h, b| {
         h.wrapping_mul(31).wrapping_add(u32::from(b))
     });
     let jitter = base.mul_f64(f64::from(hash % 250) / 1000.0);
