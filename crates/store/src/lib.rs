@@ -1,19 +1,66 @@
 //! SQLite storage for flowbot, through sqlx: the only crate that holds SQL.
 //!
-//! CONTRACT SKELETON — the signatures below are what the server, the CLI and the tests code
-//! against. The implementation replaces every `todo!()`; the signatures may gain parameters only
-//! in agreement with their callers.
-//!
 //! What it keeps: contacts (24-hour window), conversations, the inbox (unique provider message id),
 //! the outbox (keyed by inbox row + sequence, with delivery status), transcript events, and Zoho
-//! connections (encrypted at rest).
+//! connections (encrypted at rest). What it does not do: decide anything. Retries, attempt limits,
+//! the 24-hour window check and the periodic `prune` belong to the server; the store records.
+//!
+//! The runtime model (see `docs/` and the design): **one writer, group commit**. Every write goes to
+//! a single task that owns the write connection. It takes whatever requests have queued (up to
+//! `max_batch`), runs them in one `BEGIN IMMEDIATE` transaction with a savepoint per request, commits
+//! once and only then answers each caller. So a write that returned `Ok` is durable, a failing
+//! request rolls back alone, and concurrent writers never see `database is locked`. Reads use a
+//! separate pool of connections (WAL lets them run beside the writer).
+//!
+//! Invariants:
+//! - `insert_inbound` returns only after its batch committed: an acknowledged webhook is on disk.
+//! - `commit_turn` is all or nothing: conversation, contact, outbox rows, transcript and the inbox
+//!   row's `done` are one savepoint. A message whose turn committed is never returned by
+//!   `unfinished_inbox` again; an outbox row marked sent is never returned by `unsent_outbox`.
+//! - No error message holds a token or a key.
+//!
+//! Modules, one job each:
+//! - `open`: database locations, connection pragmas, pools and the embedded migrations.
+//! - `writer`: the single writer task and its group commit.
+//! - `codec`: how values become columns (timestamps, JSON, enum names).
+//! - `inbox`: recording inbound messages, their states, start-up recovery.
+//! - `turn`: the all-or-nothing commit of one turn.
+//! - `conversations`: conversation state, the list of conversations, handoff release.
+//! - `contacts`: contacts and their last inbound time.
+//! - `outbox`: outbound rows, send results and delivery statuses.
+//! - `transcript`: transcript events.
+//! - `retention`: pruning old transcripts and dedupe keys.
+//! - `key`: the encryption key (environment or key file) and sealing.
+//! - `tokens`: [`SqliteTokenStore`], the encrypted Zoho token store with its refresh lease.
+
+mod codec;
+mod contacts;
+mod conversations;
+mod inbox;
+mod key;
+mod open;
+mod outbox;
+mod retention;
+mod tokens;
+mod transcript;
+mod turn;
+mod writer;
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use flowbot_engine::{Contact, Conversation, Inbound, Outbound, TraceEvent};
 use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+
+pub use key::EncryptionKey;
+pub use open::{Location, DEFAULT_LOCATION};
+pub use tokens::SqliteTokenStore;
+
+use writer::Writer;
 
 /// Errors of the store; messages never contain secrets.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
     Database(String),
@@ -38,7 +85,11 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { synchronous_full: false, max_readers: 4, max_batch: 512 }
+        StoreOptions {
+            synchronous_full: false,
+            max_readers: 4,
+            max_batch: 512,
+        }
     }
 }
 
@@ -166,132 +217,286 @@ pub struct ContactRow {
     pub last_inbound_at: Option<DateTime<Utc>>,
 }
 
-/// The SQLite store. Cheap to clone.
+/// The SQLite store. Cheap to clone: clones share the reader pool and the writer task.
 #[derive(Clone, Debug)]
-pub struct Store {}
+pub struct Store {
+    inner: Arc<StoreInner>,
+}
+
+#[derive(Debug)]
+struct StoreInner {
+    location: Location,
+    readers: SqlitePool,
+    writer: Writer,
+}
 
 impl Store {
     /// Opens (creating when missing) the database at a file path or `sqlite://` URL and runs the
     /// embedded migrations.
-    pub async fn open(_location: &str, _options: StoreOptions) -> Result<Store, StoreError> {
-        todo!()
+    pub async fn open(location: &str, options: StoreOptions) -> Result<Store, StoreError> {
+        let location = Location::parse(location)?;
+        let pools = open::open_pools(&location, &options).await?;
+        let writer = Writer::spawn(pools.writer, options.max_batch);
+        Ok(Store {
+            inner: Arc::new(StoreInner {
+                location,
+                readers: pools.readers,
+                writer,
+            }),
+        })
+    }
+
+    /// Where the database lives.
+    pub fn location(&self) -> &Location {
+        &self.inner.location
     }
 
     /// Records the messages of one webhook in one transaction (group-committed with others);
     /// a message whose provider id is already stored is a `Duplicate`.
-    pub async fn insert_inbound(&self, _batch: Vec<NewInbound>) -> Result<Vec<InsertOutcome>, StoreError> {
-        todo!()
+    pub async fn insert_inbound(
+        &self,
+        batch: Vec<NewInbound>,
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let received_at = Utc::now();
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move { inbox::insert(conn, &batch, received_at).await })
+            })
+            .await
     }
 
     /// Inbox rows not yet done (pending or processing), oldest message first — for start-up.
     pub async fn unfinished_inbox(&self) -> Result<Vec<InboxRow>, StoreError> {
-        todo!()
+        inbox::unfinished(&self.inner.readers).await
     }
 
     /// Marks a row as being processed (attempts + 1).
-    pub async fn mark_processing(&self, _inbox_id: i64) -> Result<(), StoreError> {
-        todo!()
+    pub async fn mark_processing(&self, inbox_id: i64) -> Result<(), StoreError> {
+        let now = Utc::now();
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move { inbox::mark_processing(conn, inbox_id, now).await })
+            })
+            .await
     }
 
     /// Marks a row as failed with a reason (after too many attempts).
-    pub async fn mark_failed(&self, _inbox_id: i64, _error: &str) -> Result<(), StoreError> {
-        todo!()
+    pub async fn mark_failed(&self, inbox_id: i64, error: &str) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let error = error.to_owned();
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move { inbox::mark_failed(conn, inbox_id, &error, now).await })
+            })
+            .await
     }
 
     /// The contact's conversation, if any.
-    pub async fn load_conversation(&self, _channel: &str, _phone: &str) -> Result<Option<Conversation>, StoreError> {
-        todo!()
+    pub async fn load_conversation(
+        &self,
+        channel: &str,
+        phone: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
+        conversations::load(&self.inner.readers, channel, phone).await
     }
 
     /// Commits a turn atomically: conversation, contact (last inbound time), outbox rows, transcript
     /// events (inbound, outbound, trace) and the inbox row's `done`. Returns the new outbox rows.
-    pub async fn commit_turn(&self, _commit: TurnCommit) -> Result<Vec<OutboxRow>, StoreError> {
-        todo!()
+    pub async fn commit_turn(&self, commit: TurnCommit) -> Result<Vec<OutboxRow>, StoreError> {
+        self.inner
+            .writer
+            .write(move |conn| Box::pin(async move { turn::commit_turn(conn, &commit).await }))
+            .await
     }
 
     /// Outbox rows still to send (pending), oldest first — for start-up and the sender.
     pub async fn unsent_outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
-        todo!()
+        outbox::unsent(&self.inner.readers).await
     }
 
-    pub async fn mark_sent(&self, _outbox_id: i64, _provider_message_id: &str) -> Result<(), StoreError> {
-        todo!()
+    /// Records a successful send and the provider's message id (for status notifications).
+    pub async fn mark_sent(
+        &self,
+        outbox_id: i64,
+        provider_message_id: &str,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let provider_message_id = provider_message_id.to_owned();
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    outbox::mark_sent(conn, outbox_id, &provider_message_id, now).await
+                })
+            })
+            .await
     }
 
     /// Records a failed send: `state` Failed (never retried), Held (kept for later) or Pending
     /// (to retry).
-    pub async fn mark_send_error(&self, _outbox_id: i64, _state: OutboxState, _error: &str) -> Result<(), StoreError> {
-        todo!()
+    pub async fn mark_send_error(
+        &self,
+        outbox_id: i64,
+        state: OutboxState,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let error = error.to_owned();
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    outbox::mark_send_error(conn, outbox_id, state, &error, now).await
+                })
+            })
+            .await
     }
 
     /// Applies a status notification to the outbox row with that provider id; false when none.
+    /// Statuses only move forward (sent < delivered < read; failed wins), so a late `delivered`
+    /// never hides a `read`.
     pub async fn record_delivery_status(
         &self,
-        _provider_message_id: &str,
-        _status: &str,
-        _error: Option<&str>,
+        provider_message_id: &str,
+        status: &str,
+        error: Option<&str>,
     ) -> Result<bool, StoreError> {
-        todo!()
+        let now = Utc::now();
+        let provider_message_id = provider_message_id.to_owned();
+        let status = status.to_owned();
+        let error = error.map(str::to_owned);
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    outbox::record_delivery_status(
+                        conn,
+                        &provider_message_id,
+                        &status,
+                        error.as_deref(),
+                        now,
+                    )
+                    .await
+                })
+            })
+            .await
     }
 
-    pub async fn contact(&self, _channel: &str, _phone: &str) -> Result<Option<ContactRow>, StoreError> {
-        todo!()
+    pub async fn contact(
+        &self,
+        channel: &str,
+        phone: &str,
+    ) -> Result<Option<ContactRow>, StoreError> {
+        contacts::load(&self.inner.readers, channel, phone).await
     }
 
+    /// All conversations, most recently updated first.
     pub async fn list_conversations(&self) -> Result<Vec<ConversationSummary>, StoreError> {
-        todo!()
+        conversations::list(&self.inner.readers).await
     }
 
     /// Transcript of one contact, oldest first.
-    pub async fn transcript(&self, _phone: &str, _since: Option<DateTime<Utc>>) -> Result<Vec<TranscriptEvent>, StoreError> {
-        todo!()
+    pub async fn transcript(
+        &self,
+        phone: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<TranscriptEvent>, StoreError> {
+        transcript::read(&self.inner.readers, phone, since).await
     }
 
-    /// Ends a handoff: the bot answers the contact again. False when there was none.
-    pub async fn release_handoff(&self, _channel: &str, _phone: &str) -> Result<bool, StoreError> {
-        todo!()
+    /// Ends a handoff: the bot answers the contact again. False when there was none. The
+    /// conversation is deleted, so the contact's next message starts a flow afresh.
+    pub async fn release_handoff(&self, channel: &str, phone: &str) -> Result<bool, StoreError> {
+        let channel = channel.to_owned();
+        let phone = phone.to_owned();
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(
+                    async move { conversations::release_handoff(conn, &channel, &phone).await },
+                )
+            })
+            .await
     }
 
     /// Deletes transcripts and done inbox rows older than `before` (dedupe keys are kept at least
     /// 7 days regardless). Returns rows deleted.
-    pub async fn prune(&self, _before: DateTime<Utc>) -> Result<u64, StoreError> {
-        todo!()
+    pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.prune_at(before, Utc::now()).await
     }
 
-    /// True when the database answers.
+    /// [`Store::prune`] with the current time given, so retention can be tested without waiting a
+    /// week. Deletes in chunks, each its own write, so a large prune never holds up the webhook.
+    pub async fn prune_at(
+        &self,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let cutoffs = retention::Cutoffs::new(before, now);
+        let mut deleted = 0;
+        loop {
+            let chunk = self
+                .inner
+                .writer
+                .write(move |conn| {
+                    Box::pin(async move { retention::prune_chunk(conn, cutoffs).await })
+                })
+                .await?;
+            deleted += chunk.deleted;
+            if chunk.finished {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    /// True when the database answers and the writer is running.
     pub async fn ping(&self) -> bool {
-        todo!()
+        if !self.inner.writer.is_running() {
+            return false;
+        }
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.readers)
+            .await
+            .is_ok()
     }
 
     /// The Zoho token store over this database (encrypted with `key`).
-    pub fn token_store(&self, _key: EncryptionKey) -> SqliteTokenStore {
-        todo!()
+    pub fn token_store(&self, key: EncryptionKey) -> SqliteTokenStore {
+        SqliteTokenStore::new(self.clone(), key)
     }
 
-    /// Waits for queued writes and closes.
+    /// Waits for queued writes and closes. Later calls fail with [`StoreError::Closed`].
     pub async fn close(&self) {
-        todo!()
+        self.inner.writer.shutdown().await;
+        self.inner.readers.close().await;
+    }
+
+    pub(crate) fn readers(&self) -> &SqlitePool {
+        &self.inner.readers
+    }
+
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.inner.writer
     }
 }
 
-/// The 32-byte key that encrypts tokens at rest.
-#[derive(Clone)]
-pub struct EncryptionKey([u8; 32]);
-
-impl std::fmt::Debug for EncryptionKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EncryptionKey([redacted])")
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolClosed => StoreError::Closed,
+            other => StoreError::Database(other.to_string()),
+        }
     }
 }
 
-impl EncryptionKey {
-    /// From `FLOWBOT_SECRET_KEY` (base64 or hex of 32 bytes, or any passphrase, hashed), else from
-    /// the key file beside the database (created with owner-only permissions on first use).
-    pub fn load(_env_value: Option<&str>, _database_location: &str) -> Result<EncryptionKey, StoreError> {
-        todo!()
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Database(format!("migrating the database: {error}"))
     }
 }
-
-/// Zoho connections in SQLite, tokens encrypted (implements `flowbot_zoho::TokenStore`).
-#[derive(Clone, Debug)]
-pub struct SqliteTokenStore {}

@@ -1,0 +1,244 @@
+//! The outbox: one row per outbound message of a turn, keyed by the inbound message and its
+//! position (`inbox_id`, `sequence`), created `pending` by the turn commit. The sender reads pending
+//! rows, sends them and records the result (`mark_sent` with the provider's message id, or
+//! `mark_send_error`). A row marked sent is never pending again, so it is never sent twice.
+//!
+//! Delivery statuses (sent, delivered, read, failed) arrive later from status notifications, found
+//! by the provider message id, possibly out of order. They only move forward:
+//! sent < delivered < read, and failed wins over everything.
+
+use chrono::{DateTime, Utc};
+use flowbot_engine::Outbound;
+use sqlx::{SqliteConnection, SqlitePool};
+
+use crate::codec::{enum_name, from_json, parse_enum, parse_time, time_text, to_json, to_u32};
+use crate::{OutboxRow, OutboxState, StoreError};
+
+/// Where a new outbox row goes.
+pub(crate) struct NewOutbox<'a> {
+    pub(crate) inbox_id: i64,
+    pub(crate) channel: &'a str,
+    pub(crate) business_id: &'a str,
+    pub(crate) phone: &'a str,
+    pub(crate) now: DateTime<Utc>,
+}
+
+/// Inserts the messages as `pending` rows with sequence 0, 1, …; returns the new rows.
+pub(crate) async fn insert(
+    conn: &mut SqliteConnection,
+    target: &NewOutbox<'_>,
+    messages: &[Outbound],
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let created_at = time_text(target.now);
+    let mut rows = Vec::with_capacity(messages.len());
+    for (sequence, message) in (0u32..).zip(messages) {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO outbox (inbox_id, sequence, channel, business_id, phone, message, state,
+                                 attempts, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)
+             RETURNING id",
+        )
+        .bind(target.inbox_id)
+        .bind(i64::from(sequence))
+        .bind(target.channel)
+        .bind(target.business_id)
+        .bind(target.phone)
+        .bind(to_json(message, "an outbound message")?)
+        .bind(&created_at)
+        .bind(&created_at)
+        .fetch_one(&mut *conn)
+        .await?;
+        rows.push(OutboxRow {
+            id,
+            inbox_id: target.inbox_id,
+            sequence,
+            channel: target.channel.to_owned(),
+            business_id: target.business_id.to_owned(),
+            phone: target.phone.to_owned(),
+            message: message.clone(),
+            state: OutboxState::Pending,
+            attempts: 0,
+            provider_message_id: None,
+            delivery_status: None,
+            error: None,
+            created_at: target.now,
+        });
+    }
+    Ok(rows)
+}
+
+#[derive(sqlx::FromRow)]
+struct Record {
+    id: i64,
+    inbox_id: i64,
+    sequence: i64,
+    channel: String,
+    business_id: String,
+    phone: String,
+    message: String,
+    state: String,
+    attempts: i64,
+    provider_message_id: Option<String>,
+    delivery_status: Option<String>,
+    error: Option<String>,
+    created_at: String,
+}
+
+/// Pending rows, in the order they were created.
+pub(crate) async fn unsent(readers: &SqlitePool) -> Result<Vec<OutboxRow>, StoreError> {
+    let records: Vec<Record> = sqlx::query_as(
+        "SELECT id, inbox_id, sequence, channel, business_id, phone, message, state, attempts,
+                provider_message_id, delivery_status, error, created_at
+         FROM outbox WHERE state = 'pending' ORDER BY id",
+    )
+    .fetch_all(readers)
+    .await?;
+    records.into_iter().map(Record::into_row).collect()
+}
+
+impl Record {
+    fn into_row(self) -> Result<OutboxRow, StoreError> {
+        let what = |column: &str| format!("outbox row {} ({column})", self.id);
+        Ok(OutboxRow {
+            sequence: to_u32(self.sequence, &what("sequence"))?,
+            message: from_json(&self.message, &what("message"))?,
+            state: parse_enum(&self.state, &what("state"))?,
+            attempts: to_u32(self.attempts, &what("attempts"))?,
+            created_at: parse_time(&self.created_at, &what("created_at"))?,
+            id: self.id,
+            inbox_id: self.inbox_id,
+            channel: self.channel,
+            business_id: self.business_id,
+            phone: self.phone,
+            provider_message_id: self.provider_message_id,
+            delivery_status: self.delivery_status,
+            error: self.error,
+        })
+    }
+}
+
+pub(crate) async fn mark_sent(
+    conn: &mut SqliteConnection,
+    outbox_id: i64,
+    provider_message_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let now = time_text(now);
+    let updated = sqlx::query(
+        "UPDATE outbox SET state = 'sent', provider_message_id = ?, attempts = attempts + 1,
+                           error = NULL, sent_at = ?, updated_at = ?
+         WHERE id = ?",
+    )
+    .bind(provider_message_id)
+    .bind(&now)
+    .bind(&now)
+    .bind(outbox_id)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::Database(format!(
+            "there is no outbox row {outbox_id}"
+        )));
+    }
+    Ok(())
+}
+
+/// Records a failed send. A row already sent stays sent (it must never be sent again).
+pub(crate) async fn mark_send_error(
+    conn: &mut SqliteConnection,
+    outbox_id: i64,
+    state: OutboxState,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if state == OutboxState::Sent {
+        return Err(StoreError::Database(format!(
+            "a send error cannot mark outbox row {outbox_id} as sent: use mark_sent"
+        )));
+    }
+    let updated = sqlx::query(
+        "UPDATE outbox SET state = ?, error = ?, attempts = attempts + 1, updated_at = ?
+         WHERE id = ? AND state != 'sent'",
+    )
+    .bind(enum_name(&state, "the outbox state")?)
+    .bind(error)
+    .bind(time_text(now))
+    .bind(outbox_id)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() > 0 {
+        return Ok(());
+    }
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM outbox WHERE id = ?")
+        .bind(outbox_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Err(match exists {
+        Some(_) => StoreError::Database(format!("outbox row {outbox_id} is already sent")),
+        None => StoreError::Database(format!("there is no outbox row {outbox_id}")),
+    })
+}
+
+/// How far along a delivery status is; a status replaces the stored one only when it ranks higher.
+fn status_rank(status: Option<&str>) -> u8 {
+    match status {
+        None => 0,
+        Some("sent") => 2,
+        Some("delivered") => 3,
+        Some("read") => 4,
+        Some("failed") => 5,
+        // Statuses this version does not know (e.g. "deleted") are kept only if nothing better is.
+        Some(_) => 1,
+    }
+}
+
+/// Applies a status notification; false when no outbox row has that provider message id.
+pub(crate) async fn record_delivery_status(
+    conn: &mut SqliteConnection,
+    provider_message_id: &str,
+    status: &str,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let current: Option<(i64, Option<String>)> = sqlx::query_as(
+        "SELECT id, delivery_status FROM outbox WHERE provider_message_id = ? ORDER BY id LIMIT 1",
+    )
+    .bind(provider_message_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((outbox_id, current)) = current else {
+        return Ok(false);
+    };
+    if status_rank(Some(status)) > status_rank(current.as_deref()) {
+        sqlx::query(
+            "UPDATE outbox SET delivery_status = ?, error = COALESCE(?, error), updated_at = ? WHERE id = ?",
+        )
+        .bind(status)
+        .bind(error)
+        .bind(time_text(now))
+        .bind(outbox_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_rank;
+
+    #[test]
+    fn statuses_only_move_forward_and_failed_wins() {
+        let order = [
+            None,
+            Some("deleted"),
+            Some("sent"),
+            Some("delivered"),
+            Some("read"),
+            Some("failed"),
+        ];
+        for pair in order.windows(2) {
+            assert!(status_rank(pair[0]) < status_rank(pair[1]), "{pair:?}");
+        }
+    }
+}
