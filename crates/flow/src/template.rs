@@ -2,7 +2,7 @@
 //!
 //! Owns parsing (with the `{{{x}}}` / `{{{{x}}}}` rules), rendering for each place a value lands
 //! (message text as-is, URL parts percent-encoded), the template helpers authors use in replies
-//! (`first_word`, `first_name`, `upper`, `lower`, `trim`, `default`), and the list of variables a
+//! (`first_word`, `upper`, `lower`, `trim`, `default`), and the list of variables a
 //! template reads, for validation. It never HTML-escapes and never evaluates data: a customer's text
 //! that contains `{{...}}` is a value, not a template.
 //!
@@ -304,7 +304,10 @@ fn scan_variables(source: &str) -> Vec<String> {
         if &capture[1] == "/" {
             continue;
         }
-        for token in capture[2].split_whitespace() {
+        static QUOTED: LazyLock<regex::Regex> =
+            LazyLock::new(|| regex::Regex::new(r#""[^"]*"|'[^']*'"#).expect("static regex"));
+        let expression = QUOTED.replace_all(&capture[2], " ");
+        for token in expression.split_whitespace() {
             let token = token.trim_matches(|c| c == '(' || c == ')');
             if token.is_empty()
                 || token.starts_with('"')
@@ -358,7 +361,6 @@ fn registry(escape: fn(&str) -> String) -> Handlebars<'static> {
     let mut registry = Handlebars::new();
     registry.register_escape_fn(escape);
     registry.register_helper("first_word", Box::new(first_word));
-    registry.register_helper("first_name", Box::new(first_word));
     registry.register_helper("upper", Box::new(upper));
     registry.register_helper("lower", Box::new(lower));
     registry.register_helper("trim", Box::new(trim));
@@ -414,7 +416,8 @@ mod tests {
     #[test]
     fn helpers_cover_first_word_case_trim_and_default() {
         let vars = json!({"owner": "Ravi Kumar", "empty": "  ", "padded": "  x  "});
-        assert_eq!(render("{{first_name owner}}", vars.clone()), "Ravi");
+        // A lone name is always a variable, even when a helper has that name.
+        assert_eq!(render("{{first_word}}", json!({"first_word": "x"})), "x");
         assert_eq!(render("{{first_word owner}}", vars.clone()), "Ravi");
         assert_eq!(
             render("{{upper owner}}/{{lower owner}}", vars.clone()),
@@ -477,7 +480,7 @@ mod tests {
             render("Hi {{first_name}}, {{trim}}.", vars.clone()),
             "Hi Anika, ."
         );
-        assert_eq!(render("{{first_name owner}}", vars), "Rohan");
+        assert_eq!(render("{{first_word owner}}", vars), "Rohan");
     }
 
     #[test]

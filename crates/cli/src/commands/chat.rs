@@ -51,6 +51,8 @@ pub async fn run(args: ChatArgs) -> Result<ExitCode> {
     // In a chat, the flow starts on any first message.
     flow.is_default = true;
     let flows = FlowSet::from_flows(vec![flow]);
+    // With fakes, the clock starts at the replay file's `now` (so its tokens and times hold).
+    let mut clock_start = chrono::Utc::now();
     let (effects, secrets) = match &args.fakes {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -58,9 +60,9 @@ pub async fn run(args: ChatArgs) -> Result<ExitCode> {
             let replay: ReplayFile = serde_yaml::from_str(&text)
                 .with_context(|| format!("{} is not a replay file", path.display()))?;
             let base = path.parent().unwrap_or(std::path::Path::new("."));
-            let fakes =
-                Fakes::new(&replay.http, base, chrono::Utc::now()).map_err(anyhow::Error::msg)?;
-            let effects = ReplayEffects::new(fakes, replay.zoho.as_ref(), chrono::Utc::now());
+            clock_start = replay.now;
+            let fakes = Fakes::new(&replay.http, base, replay.now).map_err(anyhow::Error::msg)?;
+            let effects = ReplayEffects::new(fakes, replay.zoho.as_ref(), replay.now);
             (
                 ChatEffects::Fakes(effects),
                 Secrets::from_map(replay.secrets.clone()),
@@ -90,6 +92,7 @@ pub async fn run(args: ChatArgs) -> Result<ExitCode> {
         );
     }
     let mut counter = 0u64;
+    let started = std::time::Instant::now();
     loop {
         if interactive {
             print!("you> ");
@@ -109,7 +112,8 @@ pub async fn run(args: ChatArgs) -> Result<ExitCode> {
             println!("you> {line}");
         }
         counter += 1;
-        let inbound = Inbound::text(format!("wamid.chat.{counter}"), line, chrono::Utc::now());
+        let elapsed = chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+        let inbound = Inbound::text(format!("wamid.chat.{counter}"), line, clock_start + elapsed);
         let result = drive(
             engine.start_turn(conversation.take(), &contact, &inbound),
             &effects,
