@@ -48,6 +48,157 @@ pub enum Command {
     },
     /// Print the JSON Schema of the flow language (for editors' YAML support).
     Schema,
+    /// Run the WhatsApp webhook service (creates and migrates the SQLite database itself).
+    Serve(ServeArgs),
+    /// Post a signed Cloud API text notification to a running server (a stand-in for WhatsApp) and
+    /// print the bot's replies.
+    Send(SendArgs),
+    /// Connect, inspect, refresh or disconnect Zoho CRM accounts.
+    Zoho {
+        #[command(subcommand)]
+        command: ZohoCommand,
+    },
+    /// List conversations, show one as a transcript, or export one as a replay file.
+    Conversations {
+        #[command(subcommand)]
+        command: ConversationsCommand,
+    },
+    /// Give a conversation that was handed to a person back to the bot.
+    Handoff {
+        #[command(subcommand)]
+        command: HandoffCommand,
+    },
+}
+
+/// Where the state lives.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArg {
+    /// SQLite database: a file path or a sqlite:// URL.
+    #[arg(
+        long = "database",
+        env = "FLOWBOT_DATABASE_URL",
+        default_value = "flowbot.db"
+    )]
+    pub database: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080; env FLOWBOT_LISTEN].
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Folder of flow files [default: flows; env FLOWBOT_FLOWS].
+    #[arg(long)]
+    pub flows: Option<PathBuf>,
+    /// SQLite database [default: flowbot.db; env FLOWBOT_DATABASE_URL].
+    #[arg(long)]
+    pub database: Option<String>,
+    /// A configuration file (.toml or .yaml); FLOWBOT_* environment variables override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Check the configuration and the flows, then exit.
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    /// The message text.
+    #[arg(long)]
+    pub text: String,
+    /// The customer's number: digits with country code.
+    #[arg(long, default_value = "919820000001")]
+    pub from: String,
+    /// The customer's WhatsApp profile name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The running server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Seconds to wait for the replies.
+    #[arg(long, default_value_t = 10)]
+    pub wait: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ZohoCommand {
+    /// Exchange a Self Client grant code for tokens and store them (encrypted).
+    Connect {
+        /// A name for the connection; flows refer to it (`connection: zoho`).
+        #[arg(long, default_value = "zoho")]
+        name: String,
+        /// Data centre of the Zoho account: com (US), eu, in, com.au, jp, ca, sa, uk, com.cn.
+        #[arg(long)]
+        dc: String,
+        #[arg(long, env = "FLOWBOT_ZOHO_CLIENT_ID")]
+        client_id: String,
+        #[arg(long, env = "FLOWBOT_ZOHO_CLIENT_SECRET", hide_env_values = true)]
+        client_secret: String,
+        /// The grant code from the Self Client (valid a few minutes).
+        #[arg(long)]
+        code: String,
+        /// Overrides the data centre's accounts server (tests, proxies).
+        #[arg(long)]
+        accounts_url: Option<String>,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Connections, data centre, API domain, time to expiry, last refresh (never a token).
+    Status {
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Refresh the access token now.
+    Refresh {
+        #[arg(long, default_value = "zoho")]
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// Revoke the refresh token at Zoho, then delete the connection.
+    Disconnect {
+        #[arg(long, default_value = "zoho")]
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConversationsCommand {
+    /// Every stored conversation.
+    List {
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// One contact's transcript as a person reads it, step traces included.
+    Show {
+        phone: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+    /// One contact's conversation as a replay file for `flowbot test` (secrets never included).
+    Export {
+        phone: String,
+        /// Only what happened at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// The folder of flow files, to name the flow file in the replay.
+        #[arg(long, default_value = "flows")]
+        flows: PathBuf,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HandoffCommand {
+    /// The bot answers this contact again.
+    Release {
+        phone: String,
+        #[command(flatten)]
+        db: DatabaseArg,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -67,4 +218,8 @@ pub struct ChatArgs {
     /// Show each step, branch, saved variable and outside call.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Keep the conversation (and its transcript) in this SQLite database across runs; Zoho
+    /// connections are read from it too.
+    #[arg(long, env = "FLOWBOT_DATABASE_URL")]
+    pub database: Option<String>,
 }

@@ -6,11 +6,8 @@ use crate::cli::{Cli, Command, LogFormat};
 
 pub fn init(cli: &Cli) {
     let default_level = match cli.command {
-        Command::Chat(_)
-        | Command::Test { .. }
-        | Command::Validate { .. }
-        | Command::Graph { .. }
-        | Command::Schema => "error",
+        Command::Serve(_) => "info,sqlx=warn",
+        _ => "error",
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));

@@ -96,7 +96,13 @@ pub async fn run_replay_file(path: &Path) -> ReplayOutcome {
 pub fn load_replay_flows(replay: &ReplayFile, base: &Path) -> Result<FlowSet, String> {
     let mut sources = Vec::new();
     for relative in std::iter::once(&replay.flow).chain(replay.other_flows.iter()) {
-        let path = base.join(relative);
+        // Relative to the replay file; else relative to the working folder (exports name flows so).
+        let beside = base.join(relative);
+        let path = if beside.exists() || !Path::new(relative).exists() {
+            beside
+        } else {
+            PathBuf::from(relative)
+        };
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read flow {}: {e}", path.display()))?;
         sources.push(FlowSource {

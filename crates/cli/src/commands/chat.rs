@@ -14,7 +14,7 @@ use flowbot_engine::{
 };
 use flowbot_flow::FlowSet;
 use flowbot_replay::{Fakes, ReplayEffects, ReplayFile};
-use flowbot_zoho::store::MemoryTokenStore;
+use flowbot_store::{NewInbound, SqliteTokenStore, Store, TurnCommit};
 use flowbot_zoho::transport::ReqwestTransport;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -22,7 +22,7 @@ use crate::cli::ChatArgs;
 use crate::flow_files::read_flow_source;
 
 enum ChatEffects {
-    Live(LiveEffects<ReqwestTransport, MemoryTokenStore>),
+    Live(LiveEffects<ReqwestTransport, SqliteTokenStore>),
     Fakes(ReplayEffects),
 }
 
@@ -70,8 +70,23 @@ pub async fn run(args: ChatArgs) -> Result<ExitCode> {
         }
         None => {
             let http = HttpExecutor::new(EgressPolicy::default()).map_err(anyhow::Error::msg)?;
+            // Zoho connections live in the database: --database, or flowbot.db when it exists.
+            let zoho_database = args.database.clone().or_else(|| {
+                std::path::Path::new("flowbot.db")
+                    .exists()
+                    .then(|| "flowbot.db".to_string())
+            });
+            let zoho = match &zoho_database {
+                Some(database) => {
+                    let store = super::state::open_store(database).await?;
+                    Some(std::sync::Arc::new(super::state::zoho_client(
+                        &store, database,
+                    )?))
+                }
+                None => None,
+            };
             (
-                ChatEffects::Live(LiveEffects { http, zoho: None }),
+                ChatEffects::Live(LiveEffects { http, zoho }),
                 Secrets::from_env_vars(std::env::vars()),
             )
         }
@@ -81,7 +96,14 @@ pub async fn run(args: ChatArgs) -> Result<ExitCode> {
         phone: args.phone.clone(),
         name: args.name.clone(),
     };
-    let mut conversation: Option<Conversation> = None;
+    let store: Option<Store> = match &args.database {
+        Some(database) => Some(super::state::open_store(database).await?),
+        None => None,
+    };
+    let mut conversation: Option<Conversation> = match &store {
+        Some(store) => store.load_conversation("whatsapp", &contact.phone).await?,
+        None => None,
+    };
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     if interactive {
@@ -93,6 +115,7 @@ pub async fn run(args: ChatArgs) -> Result<ExitCode> {
     }
     let mut counter = 0u64;
     let started = std::time::Instant::now();
+    let started_millis = chrono::Utc::now().timestamp_millis();
     loop {
         if interactive {
             print!("you> ");
@@ -113,7 +136,14 @@ pub async fn run(args: ChatArgs) -> Result<ExitCode> {
         }
         counter += 1;
         let elapsed = chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
-        let inbound = Inbound::text(format!("wamid.chat.{counter}"), line, clock_start + elapsed);
+        let inbound = Inbound::text(
+            format!(
+                "wamid.chat.{}.{counter}",
+                clock_start.timestamp_millis() + started_millis
+            ),
+            line,
+            clock_start + elapsed,
+        );
         let result = drive(
             engine.start_turn(conversation.take(), &contact, &inbound),
             &effects,
@@ -139,7 +169,36 @@ pub async fn run(args: ChatArgs) -> Result<ExitCode> {
         if result.conversation.is_none() && args.verbose {
             println!("  · (the conversation is over; your next message starts it again)");
         }
+        if let Some(store) = &store {
+            let inserted = store
+                .insert_inbound(vec![NewInbound {
+                    channel: "whatsapp".into(),
+                    business_id: "chat".into(),
+                    contact: contact.clone(),
+                    message: inbound.clone(),
+                }])
+                .await?;
+            if let Some(flowbot_store::InsertOutcome::Inserted(inbox_id)) =
+                inserted.first().copied()
+            {
+                store
+                    .commit_turn(TurnCommit {
+                        inbox_id,
+                        channel: "whatsapp".into(),
+                        business_id: "chat".into(),
+                        contact: contact.clone(),
+                        conversation: result.conversation.clone(),
+                        outbound: result.outbound.clone(),
+                        trace: result.trace.clone(),
+                        now: inbound.timestamp,
+                    })
+                    .await?;
+            }
+        }
         conversation = result.conversation;
+    }
+    if let Some(store) = store {
+        store.close().await;
     }
     Ok(ExitCode::SUCCESS)
 }
