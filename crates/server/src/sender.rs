@@ -226,6 +226,7 @@ impl Dispatcher {
         let probe_every = self.context.config.probe_interval;
         let mut probe =
             tokio::time::interval_at(tokio::time::Instant::now() + probe_every, probe_every);
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut closing = *close.borrow();
         let mut receiver_open = true;
         loop {
@@ -239,6 +240,7 @@ impl Dispatcher {
                     break;
                 }
             }
+            let was_paused = self.paused;
             tokio::select! {
                 item = receiver.recv(), if receiver_open => match item {
                     Some(item) => self.enqueue(item).await,
@@ -259,6 +261,10 @@ impl Dispatcher {
                     }
                 }
                 _ = probe.tick(), if self.paused => self.resume().await,
+            }
+            if self.paused && !was_paused {
+                // The first probe comes a whole interval after the pause, not at once.
+                probe.reset();
             }
         }
         if !self.held.is_empty() {

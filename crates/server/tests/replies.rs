@@ -396,3 +396,102 @@ async fn without_an_access_token_replies_are_recorded_not_sent() {
         "{outbox:?}"
     );
 }
+
+#[tokio::test]
+async fn held_replies_go_out_once_a_probe_send_succeeds_after_a_token_change() {
+    use flowbot_engine::{Contact, Inbound, Outbound};
+    use flowbot_server::metrics::Metrics;
+    use flowbot_server::sender::{spawn_sender, Outlet, SendItem, SenderConfig};
+    use flowbot_store::{InsertOutcome, NewInbound, Store, StoreOptions, TurnCommit};
+    use flowbot_whatsapp::{CloudApiClient, CloudApiConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        &dir.path().join("db.sqlite").display().to_string(),
+        StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let contact = Contact {
+        phone: "919820000001".into(),
+        name: None,
+    };
+    let message = Inbound::text(wamid(), "hi", chrono::Utc::now());
+    let outcomes = store
+        .insert_inbound(vec![NewInbound {
+            channel: "whatsapp".into(),
+            business_id: PHONE_NUMBER_ID.into(),
+            contact: contact.clone(),
+            message,
+        }])
+        .await
+        .unwrap();
+    let InsertOutcome::Inserted(inbox_id) = outcomes[0] else {
+        panic!("inserted")
+    };
+    let rows = store
+        .commit_turn(TurnCommit {
+            inbox_id,
+            channel: "whatsapp".into(),
+            business_id: PHONE_NUMBER_ID.into(),
+            contact,
+            conversation: None,
+            outbound: vec![
+                Outbound::Text {
+                    body: "first".into(),
+                },
+                Outbound::Text {
+                    body: "second".into(),
+                },
+            ],
+            trace: Vec::new(),
+            now: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+
+    // Graph accepts another token than ours until the operator rotates it.
+    let graph = flowbot_testkit::fake_graph::FakeGraph::start_with_token("the-old-token").await;
+    let client =
+        CloudApiClient::new(CloudApiConfig::new("the-new-token").with_api_base(graph.url()))
+            .unwrap();
+    let metrics = std::sync::Arc::new(Metrics::new());
+    let config = SenderConfig {
+        probe_interval: Duration::from_millis(200),
+        ..SenderConfig::default()
+    };
+    let (sender, task) = spawn_sender(
+        store.clone(),
+        Outlet::Cloud(client),
+        metrics.clone(),
+        config,
+        16,
+    );
+    for row in rows {
+        assert!(sender.submit(SendItem::Row(row)).await);
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !metrics
+        .encode()
+        .contains(r#"flowbot_messages_out_total{type="text",outcome="held"} 2"#)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}",
+            metrics.encode()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        graph.rejected().len(),
+        1,
+        "the second message is held without being tried"
+    );
+
+    graph.set_token("the-new-token");
+    let sent = graph.wait_for_messages(2, WAIT).await;
+    assert_eq!(bodies(&sent), vec!["first", "second"], "resumed in order");
+    assert!(task.flush(WAIT).await);
+    assert!(store.unsent_outbox().await.unwrap().is_empty());
+    store.close().await;
+}
