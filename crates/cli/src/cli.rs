@@ -23,6 +23,7 @@ pub struct Cli {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    #[value(alias = "text")]
     Human,
     Json,
 }
