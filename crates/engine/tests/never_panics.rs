@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use flowbot_engine::{
-    Contact, Conversation, Effect, EffectResult, Engine, EngineConfig, HttpResponse, HttpResult, Inbound, Poll, Secrets,
-    ZohoOutcome, ZohoSearchResult,
+    Contact, Conversation, Effect, EffectResult, Engine, EngineConfig, HttpResponse, HttpResult,
+    Inbound, Poll, Secrets, ZohoOutcome, ZohoSearchResult,
 };
 use flowbot_flow::FlowSet;
 use proptest::prelude::*;
@@ -23,13 +23,29 @@ enum StepSpec {
     Zoho { target: usize },
 }
 
-const TEXTS: &[&str] = &["hi", "Yes", "1", "2", "123456", "restart", "{{secrets.x}}", "प्रिया 😀", "", "  ", "No", "a@b.co"];
+const TEXTS: &[&str] = &[
+    "hi",
+    "Yes",
+    "1",
+    "2",
+    "123456",
+    "restart",
+    "{{secrets.x}}",
+    "प्रिया 😀",
+    "",
+    "  ",
+    "No",
+    "a@b.co",
+];
 
 fn step_spec() -> impl Strategy<Value = StepSpec> {
     prop_oneof![
         prop::sample::select(TEXTS).prop_map(|t| StepSpec::Say(format!("say {t} {{{{answer}}}}"))),
         (any::<bool>(), 0..5usize).prop_map(|(buttons, expect)| StepSpec::Ask { buttons, expect }),
-        (prop::sample::select(TEXTS), 0..12usize).prop_map(|(v, target)| StepSpec::Branch { value: v.to_string(), target }),
+        (prop::sample::select(TEXTS), 0..12usize).prop_map(|(v, target)| StepSpec::Branch {
+            value: v.to_string(),
+            target
+        }),
         prop::sample::select(TEXTS).prop_map(|t| StepSpec::Set(t.to_string())),
         (0..12usize).prop_map(StepSpec::Goto),
         Just(StepSpec::End),
@@ -41,8 +57,15 @@ fn step_spec() -> impl Strategy<Value = StepSpec> {
 
 fn flow_yaml(steps: &[StepSpec]) -> String {
     let count = steps.len();
-    let target = |t: usize| if t >= count { "end".to_string() } else { format!("s{t}") };
-    let mut yaml = String::from("flow: generated\ntriggers: { default: true }\nsession_timeout: 1h\nsteps:\n");
+    let target = |t: usize| {
+        if t >= count {
+            "end".to_string()
+        } else {
+            format!("s{t}")
+        }
+    };
+    let mut yaml =
+        String::from("flow: generated\ntriggers: { default: true }\nsession_timeout: 1h\nsteps:\n");
     for (index, step) in steps.iter().enumerate() {
         yaml.push_str(&format!("  - id: s{index}\n"));
         match step {
@@ -101,7 +124,9 @@ fn result_for(effect: &Effect, answer: &Answer) -> EffectResult {
         Effect::Sleep(_) => EffectResult::Slept,
         Effect::ZohoSearch(_) => EffectResult::Zoho(ZohoSearchResult {
             outcome: match answer {
-                Answer::Status(200) => ZohoOutcome::Found(json!({"data": [{"First_Name": "Priya"}]})),
+                Answer::Status(200) => {
+                    ZohoOutcome::Found(json!({"data": [{"First_Name": "Priya"}]}))
+                }
                 Answer::Status(204) => ZohoOutcome::Empty,
                 Answer::Timeout => ZohoOutcome::Timeout,
                 _ => ZohoOutcome::Error("failed".into()),
@@ -112,7 +137,11 @@ fn result_for(effect: &Effect, answer: &Answer) -> EffectResult {
             Answer::Status(status) => HttpResult::Response(HttpResponse {
                 status: *status,
                 headers: vec![("retry-after".into(), "1".into())],
-                body: if *status == 204 { Vec::new() } else { br#"{"data":{"value":"v"}}"#.to_vec() },
+                body: if *status == 204 {
+                    Vec::new()
+                } else {
+                    br#"{"data":{"value":"v"}}"#.to_vec()
+                },
                 duration: std::time::Duration::from_millis(5),
             }),
             Answer::Html => HttpResult::Response(HttpResponse {
@@ -138,10 +167,18 @@ struct MessageSpec {
 fn message() -> impl Strategy<Value = MessageSpec> {
     (
         prop::option::of(prop::sample::select(TEXTS).prop_map(str::to_string)),
-        prop::option::of(prop::sample::select(vec!["yes".to_string(), "no".to_string(), "zzz".to_string()])),
+        prop::option::of(prop::sample::select(vec![
+            "yes".to_string(),
+            "no".to_string(),
+            "zzz".to_string(),
+        ])),
         prop::sample::select(vec![0i64, 1, 5, 90]),
     )
-        .prop_map(|(text, button, minutes_later)| MessageSpec { text, button, minutes_later })
+        .prop_map(|(text, button, minutes_later)| MessageSpec {
+            text,
+            button,
+            minutes_later,
+        })
 }
 
 proptest! {
@@ -175,17 +212,12 @@ proptest! {
             }
             let mut turn = engine.start_turn(conversation.take(), &contact, &inbound);
             let mut effects = 0;
-            loop {
-                match turn.poll() {
-                    Poll::Effect(effect) => {
-                        effects += 1;
-                        prop_assert!(effects < 1_000, "a turn asked for more than 1000 effects");
-                        let answer = &answers[answer_index % answers.len()];
-                        answer_index += 1;
-                        turn.resume(result_for(&effect, answer));
-                    }
-                    Poll::Done => break,
-                }
+            while let Poll::Effect(effect) = turn.poll() {
+                effects += 1;
+                prop_assert!(effects < 1_000, "a turn asked for more than 1000 effects");
+                let answer = &answers[answer_index % answers.len()];
+                answer_index += 1;
+                turn.resume(result_for(&effect, answer));
             }
             let result = turn.finish();
             for message in &result.outbound {

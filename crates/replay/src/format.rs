@@ -144,7 +144,7 @@ pub struct TurnSpec {
 #[serde(untagged)]
 pub enum UserSpec {
     Text(String),
-    Rich(RichUser),
+    Rich(Box<RichUser>),
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

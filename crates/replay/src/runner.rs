@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::effects::ReplayEffects;
 use crate::expect::compare_replies;
 use crate::fakes::Fakes;
-use crate::format::{ReplayFile, RichUser, TurnSpec, UserSpec};
+use crate::format::{ReplayFile, TurnSpec, UserSpec};
 
 /// The result of one replay file.
 #[derive(Clone, Debug)]
@@ -305,21 +305,22 @@ fn compare_vars(expected: &BTreeMap<String, Value>, actual: &Map<String, Value>)
 }
 
 fn describe_user(user: &UserSpec) -> String {
-    match user {
-        UserSpec::Text(text) => format!("{text:?}"),
-        UserSpec::Rich(RichUser {
-            button: Some(id), ..
-        }) => format!("button {id}"),
-        UserSpec::Rich(RichUser { list: Some(id), .. }) => format!("list {id}"),
-        UserSpec::Rich(RichUser {
-            template_button: Some(p),
-            ..
-        }) => format!("template button {p}"),
-        UserSpec::Rich(RichUser { image: Some(_), .. }) => "an image".into(),
-        UserSpec::Rich(RichUser {
-            location: Some(_), ..
-        }) => "a location".into(),
-        UserSpec::Rich(rich) => format!("{:?}", rich.text.clone().unwrap_or_default()),
+    let rich = match user {
+        UserSpec::Text(text) => return format!("{text:?}"),
+        UserSpec::Rich(rich) => rich,
+    };
+    if let Some(id) = &rich.button {
+        format!("button {id}")
+    } else if let Some(id) = &rich.list {
+        format!("list {id}")
+    } else if let Some(payload) = &rich.template_button {
+        format!("template button {payload}")
+    } else if rich.image.is_some() {
+        "an image".into()
+    } else if rich.location.is_some() {
+        "a location".into()
+    } else {
+        format!("{:?}", rich.text.clone().unwrap_or_default())
     }
 }
 

@@ -233,7 +233,7 @@ fn secret_names(flow: &flowbot_flow::Flow) -> Vec<(String, bool)> {
 }
 
 fn user_spec(message: &Inbound) -> UserSpec {
-    let rich = UserSpec::Rich;
+    let rich = |r: RichUser| UserSpec::Rich(Box::new(r));
     match message.kind.as_str() {
         "button" | "list" | "template_button" => {
             let id = message.choice.clone().unwrap_or_default();
