@@ -201,6 +201,18 @@ impl Turn {
     // ----- starting and resuming -----
 
     fn begin(&mut self) {
+        // A reaction (👍 on a bot message) or a system notice (the customer changed number) neither
+        // answers a question nor starts a flow; the conversation stays as it was.
+        if matches!(self.inbound.kind.as_str(), "reaction" | "system") {
+            self.trace.push(TraceEvent::Silent {
+                reason: format!(
+                    "a {} message neither answers nor starts a conversation",
+                    self.inbound.kind
+                ),
+            });
+            self.conversation = self.previous.take();
+            return;
+        }
         let text = self.inbound.text.clone().unwrap_or_default();
         let is_reset = normalize_keyword(&text) == normalize_keyword(&self.config.reset_word)
             && !self.config.reset_word.is_empty();

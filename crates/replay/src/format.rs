@@ -166,6 +166,9 @@ pub struct RichUser {
     pub image: Option<MediaSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<LocationSpec>,
+    /// A reaction (an emoji) to the bot's last message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaction: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -224,6 +224,12 @@ pub fn inbound_for(
             "caption".into(),
             image.caption.clone().map_or(Value::Null, Value::String),
         );
+    } else if let Some(emoji) = &rich.reaction {
+        inbound.kind = "reaction".into();
+        inbound.text = None;
+        inbound
+            .extra
+            .insert("emoji".into(), Value::String(emoji.clone()));
     } else if let Some(location) = &rich.location {
         inbound.kind = "location".into();
         inbound
@@ -319,6 +325,8 @@ fn describe_user(user: &UserSpec) -> String {
         "an image".into()
     } else if rich.location.is_some() {
         "a location".into()
+    } else if let Some(emoji) = &rich.reaction {
+        format!("reaction {emoji}")
     } else {
         format!("{:?}", rich.text.clone().unwrap_or_default())
     }

@@ -8,7 +8,8 @@ use flowbot_replay::{find_replay_files, run_replay_file};
 #[tokio::test]
 async fn every_conversation_replays_as_recorded() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/conversations");
-    let files = find_replay_files(std::slice::from_ref(&root)).expect("tests/conversations is readable");
+    let files =
+        find_replay_files(std::slice::from_ref(&root)).expect("tests/conversations is readable");
     assert!(
         !files.is_empty(),
         "no replay files found under {}",
