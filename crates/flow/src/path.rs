@@ -62,8 +62,14 @@ impl ResponsePath {
         } else {
             format!("$.{trimmed}")
         };
-        let query = jsonpath_rust::parser::parse_json_path(&full)
-            .map_err(|error| format!("not a valid path ({error})"))?;
+        let query = jsonpath_rust::parser::parse_json_path(&full).map_err(|error| {
+            let detail = error
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            format!("not a valid path ({detail})")
+        })?;
         let many = is_plural(&full);
         Ok(ResponsePath::Json {
             source: trimmed.to_string(),

@@ -226,3 +226,49 @@ fn flows_are_checked_together() {
     );
     assert_eq!(set.by_keyword("  HI ").map(|f| f.name.as_str()), Some("a"));
 }
+
+#[test]
+fn zoho_mistakes_are_warned_about() {
+    // Zoho returns only the listed fields: a saved field missing from `fields:` would stay empty.
+    check(
+        "flow: x\nsteps:\n  - id: lookup\n    zoho_search:\n      phone: \"{{contact.phone}}\"\n      fields: [First_Name]\n    save:\n      owner: data[0].Owner.name\n      first: data[0].First_Name\n      id: data[0].id\n",
+        &[(8, 7, "warning", "`Owner` is not in `fields:`")],
+    );
+    // A hand-written call to a zohoapis host with Bearer: Zoho wants Zoho-oauthtoken.
+    check(
+        "flow: x\nsteps:\n  - id: call\n    api_request:\n      url: \"https://www.zohoapis.in/crm/v8/Contacts/search?phone={{contact.phone}}\"\n      auth: { bearer: \"{{secrets.zoho_token}}\" }\n",
+        &[(5, 7, "warning", "Zoho-oauthtoken")],
+    );
+}
+
+#[test]
+fn api_request_mistakes_are_load_errors() {
+    check(
+        "flow: x\nsteps:\n  - id: call\n    api_request:\n      method: FETCH\n      url: \"https://api.example.com/x\"\n      body: { xml: \"<a/>\" }\n",
+        &[(7, 15, "error", "unknown variant `xml`")],
+    );
+    check(
+        "flow: x\nsteps:\n  - id: call\n    api_request:\n      method: FETCH\n      url: \"https://api.example.com/x\"\n",
+        &[(5, 15, "error", "unknown method `FETCH`")],
+    );
+    check(
+        "flow: x\nsteps:\n  - id: call\n    api_request:\n      url: \"https://{{message.text}}.example.com/x\"\n      timeout: 90s\n",
+        &[(5, 12, "error", "host"), (6, 16, "error", "above the maximum of 60s")],
+    );
+    check(
+        "flow: x\nsteps:\n  - id: call\n    api_request:\n      url: \"not a url {{x}}\"\n",
+        &[(5, 12, "error", "not an http(s) URL")],
+    );
+    check(
+        "flow: x\nsteps:\n  - id: call\n    api_request:\n      url: \"https://api.example.com/x\"\n      response: text\n    save: { id: data.id }\n",
+        &[(7, 13, "error", "a JSON path needs `response: json`")],
+    );
+    check(
+        "flow: x\nsteps:\n  - id: call\n    api_request:\n      url: \"https://api.example.com/x\"\n      auth: { oauth: x }\n",
+        &[(6, 15, "error", "unknown variant `oauth`")],
+    );
+    check(
+        "flow: x\nsteps:\n  - id: call\n    api_request:\n      url: \"https://api.example.com/x\"\n    save: { id: \"data[0\" }\n",
+        &[(6, 17, "error", "response path")],
+    );
+}
