@@ -9,11 +9,38 @@ use sqlx::{SqliteConnection, SqlitePool};
 use crate::codec::{enum_name, from_json, parse_enum, parse_time, time_text, to_json, to_u32};
 use crate::{ConversationSummary, StoreError};
 
+/// A conversation's columns, encoded in the caller's task.
+pub(crate) struct EncodedConversation {
+    flow: String,
+    step: Option<String>,
+    status: String,
+    vars: String,
+    attempts: i64,
+    started_at: String,
+    updated_at: String,
+    expires_at: String,
+}
+
+impl EncodedConversation {
+    pub(crate) fn new(conversation: &Conversation) -> Result<EncodedConversation, StoreError> {
+        Ok(EncodedConversation {
+            flow: conversation.flow.clone(),
+            step: conversation.step.clone(),
+            status: enum_name(&conversation.status, "the conversation status")?,
+            vars: to_json(&conversation.vars, "the conversation variables")?,
+            attempts: i64::from(conversation.attempts),
+            started_at: time_text(conversation.started_at),
+            updated_at: time_text(conversation.updated_at),
+            expires_at: time_text(conversation.expires_at),
+        })
+    }
+}
+
 pub(crate) async fn upsert(
     conn: &mut SqliteConnection,
     channel: &str,
     phone: &str,
-    conversation: &Conversation,
+    conversation: &EncodedConversation,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO conversations (channel, phone, flow, step, status, vars, attempts,
@@ -28,12 +55,12 @@ pub(crate) async fn upsert(
     .bind(phone)
     .bind(&conversation.flow)
     .bind(&conversation.step)
-    .bind(enum_name(&conversation.status, "the conversation status")?)
-    .bind(to_json(&conversation.vars, "the conversation variables")?)
-    .bind(i64::from(conversation.attempts))
-    .bind(time_text(conversation.started_at))
-    .bind(time_text(conversation.updated_at))
-    .bind(time_text(conversation.expires_at))
+    .bind(&conversation.status)
+    .bind(&conversation.vars)
+    .bind(conversation.attempts)
+    .bind(&conversation.started_at)
+    .bind(&conversation.updated_at)
+    .bind(&conversation.expires_at)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -3,44 +3,91 @@
 //! insert (`ON CONFLICT DO NOTHING`) without a read first. Rows move pending → processing → done
 //! (by the turn commit) or failed; start-up reads the unfinished ones back in message order.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::codec::{from_json, parse_enum, parse_time, time_text, to_json, to_u32};
 use crate::{InboxRow, InsertOutcome, NewInbound, StoreError};
 
-/// Inserts each message, in order; a known provider id is a `Duplicate`, also within one batch.
+/// Rows per INSERT statement (SQLite allows 32766 bound values; a row has 11).
+const ROWS_PER_INSERT: usize = 500;
+
+/// An inbound message with its JSON already encoded, so the single writer only binds values.
+pub(crate) struct EncodedInbound {
+    provider_message_id: String,
+    channel: String,
+    business_id: String,
+    phone: String,
+    contact_name: Option<String>,
+    contact: String,
+    message: String,
+    message_at: String,
+}
+
+impl EncodedInbound {
+    pub(crate) fn new(inbound: &NewInbound) -> Result<EncodedInbound, StoreError> {
+        Ok(EncodedInbound {
+            provider_message_id: inbound.message.id.clone(),
+            channel: inbound.channel.clone(),
+            business_id: inbound.business_id.clone(),
+            phone: inbound.contact.phone.clone(),
+            contact_name: inbound.contact.name.clone(),
+            contact: to_json(&inbound.contact, "the contact")?,
+            message: to_json(&inbound.message, "the inbound message")?,
+            message_at: time_text(inbound.message.timestamp),
+        })
+    }
+}
+
+/// Inserts the messages; a known provider id is a `Duplicate`, also a second copy within the
+/// batch. Outcomes are in the order of `batch`.
 pub(crate) async fn insert(
     conn: &mut SqliteConnection,
-    batch: &[NewInbound],
+    batch: &[EncodedInbound],
     received_at: DateTime<Utc>,
 ) -> Result<Vec<InsertOutcome>, StoreError> {
     let received_at = time_text(received_at);
     let mut outcomes = Vec::with_capacity(batch.len());
-    for inbound in batch {
-        let inserted: Option<i64> = sqlx::query_scalar(
+    for chunk in batch.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO inbox (provider_message_id, channel, business_id, phone, contact_name, contact,
-                                message, message_at, state, attempts, received_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)
-             ON CONFLICT (channel, provider_message_id) DO NOTHING
-             RETURNING id",
-        )
-        .bind(&inbound.message.id)
-        .bind(&inbound.channel)
-        .bind(&inbound.business_id)
-        .bind(&inbound.contact.phone)
-        .bind(&inbound.contact.name)
-        .bind(to_json(&inbound.contact, "the contact")?)
-        .bind(to_json(&inbound.message, "the inbound message")?)
-        .bind(time_text(inbound.message.timestamp))
-        .bind(&received_at)
-        .bind(&received_at)
-        .fetch_optional(&mut *conn)
-        .await?;
-        outcomes.push(match inserted {
-            Some(id) => InsertOutcome::Inserted(id),
-            None => InsertOutcome::Duplicate,
+                                message, message_at, state, attempts, received_at, updated_at) ",
+        );
+        insert.push_values(chunk, |mut row, inbound| {
+            row.push_bind(&inbound.provider_message_id)
+                .push_bind(&inbound.channel)
+                .push_bind(&inbound.business_id)
+                .push_bind(&inbound.phone)
+                .push_bind(&inbound.contact_name)
+                .push_bind(&inbound.contact)
+                .push_bind(&inbound.message)
+                .push_bind(&inbound.message_at)
+                .push_bind("pending")
+                .push_bind(0_i64)
+                .push_bind(&received_at)
+                .push_bind(&received_at);
         });
+        insert.push(
+            " ON CONFLICT (channel, provider_message_id) DO NOTHING
+              RETURNING id, channel, provider_message_id",
+        );
+        // RETURNING gives rows in no particular order: match them back by key. Of two copies in
+        // one batch, the first is the one inserted.
+        let inserted: Vec<(i64, String, String)> =
+            insert.build_query_as().fetch_all(&mut *conn).await?;
+        let mut ids: HashMap<(String, String), i64> = inserted
+            .into_iter()
+            .map(|(id, channel, provider_message_id)| ((channel, provider_message_id), id))
+            .collect();
+        for inbound in chunk {
+            let key = (inbound.channel.clone(), inbound.provider_message_id.clone());
+            outcomes.push(match ids.remove(&key) {
+                Some(id) => InsertOutcome::Inserted(id),
+                None => InsertOutcome::Duplicate,
+            });
+        }
     }
     Ok(outcomes)
 }

@@ -260,11 +260,16 @@ impl Store {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        // Encoding happens here, in the caller's task, so the single writer only binds values.
+        let encoded = batch
+            .iter()
+            .map(inbox::EncodedInbound::new)
+            .collect::<Result<Vec<_>, _>>()?;
         let received_at = Utc::now();
         self.inner
             .writer
             .write(move |conn| {
-                Box::pin(async move { inbox::insert(conn, &batch, received_at).await })
+                Box::pin(async move { inbox::insert(conn, &encoded, received_at).await })
             })
             .await
     }
@@ -309,9 +314,10 @@ impl Store {
     /// Commits a turn atomically: conversation, contact (last inbound time), outbox rows, transcript
     /// events (inbound, outbound, trace) and the inbox row's `done`. Returns the new outbox rows.
     pub async fn commit_turn(&self, commit: TurnCommit) -> Result<Vec<OutboxRow>, StoreError> {
+        let encoded = turn::EncodedTurn::new(commit)?;
         self.inner
             .writer
-            .write(move |conn| Box::pin(async move { turn::commit_turn(conn, &commit).await }))
+            .write(move |conn| Box::pin(async move { turn::commit_turn(conn, &encoded).await }))
             .await
     }
 

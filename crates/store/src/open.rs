@@ -134,6 +134,8 @@ fn configure(connect: SqliteConnectOptions, options: &StoreOptions) -> SqliteCon
         .synchronous(synchronous)
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true)
+        // Savepoints keep a sub-journal of the pages they change; in memory, not in temp files.
+        .pragma("temp_store", "memory")
 }
 
 /// One connection, kept open for the life of the store.

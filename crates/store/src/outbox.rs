@@ -9,9 +9,9 @@
 
 use chrono::{DateTime, Utc};
 use flowbot_engine::Outbound;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use crate::codec::{enum_name, from_json, parse_enum, parse_time, time_text, to_json, to_u32};
+use crate::codec::{enum_name, from_json, parse_enum, parse_time, time_text, to_u32};
 use crate::{OutboxRow, OutboxState, StoreError};
 
 /// Where a new outbox row goes.
@@ -23,48 +23,65 @@ pub(crate) struct NewOutbox<'a> {
     pub(crate) now: DateTime<Utc>,
 }
 
-/// Inserts the messages as `pending` rows with sequence 0, 1, …; returns the new rows.
+/// Inserts the messages (with their JSON encodings) as `pending` rows with sequence 0, 1, …, in
+/// one statement; returns the new rows.
 pub(crate) async fn insert(
     conn: &mut SqliteConnection,
     target: &NewOutbox<'_>,
     messages: &[Outbound],
+    encoded: &[String],
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    let created_at = time_text(target.now);
-    let mut rows = Vec::with_capacity(messages.len());
-    for (sequence, message) in (0u32..).zip(messages) {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO outbox (inbox_id, sequence, channel, business_id, phone, message, state,
-                                 attempts, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)
-             RETURNING id",
-        )
-        .bind(target.inbox_id)
-        .bind(i64::from(sequence))
-        .bind(target.channel)
-        .bind(target.business_id)
-        .bind(target.phone)
-        .bind(to_json(message, "an outbound message")?)
-        .bind(&created_at)
-        .bind(&created_at)
-        .fetch_one(&mut *conn)
-        .await?;
-        rows.push(OutboxRow {
-            id,
-            inbox_id: target.inbox_id,
-            sequence,
-            channel: target.channel.to_owned(),
-            business_id: target.business_id.to_owned(),
-            phone: target.phone.to_owned(),
-            message: message.clone(),
-            state: OutboxState::Pending,
-            attempts: 0,
-            provider_message_id: None,
-            delivery_status: None,
-            error: None,
-            created_at: target.now,
-        });
+    if messages.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(rows)
+    let created_at = time_text(target.now);
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO outbox (inbox_id, sequence, channel, business_id, phone, message, state,
+                             attempts, created_at, updated_at) ",
+    );
+    insert.push_values((0_i64..).zip(encoded), |mut row, (sequence, message)| {
+        row.push_bind(target.inbox_id)
+            .push_bind(sequence)
+            .push_bind(target.channel)
+            .push_bind(target.business_id)
+            .push_bind(target.phone)
+            .push_bind(message)
+            .push_bind("pending")
+            .push_bind(0_i64)
+            .push_bind(&created_at)
+            .push_bind(&created_at);
+    });
+    insert.push(" RETURNING sequence, id");
+    // RETURNING gives rows in no particular order.
+    let mut ids: Vec<(i64, i64)> = insert.build_query_as().fetch_all(&mut *conn).await?;
+    ids.sort_unstable();
+    if ids.len() != messages.len() {
+        return Err(StoreError::Database(format!(
+            "inserted {} outbox rows for {} messages",
+            ids.len(),
+            messages.len()
+        )));
+    }
+    (0u32..)
+        .zip(ids.into_iter().zip(messages))
+        .map(|(sequence, ((_, id), message))| {
+            Ok(OutboxRow {
+                id,
+                inbox_id: target.inbox_id,
+                sequence,
+                channel: target.channel.to_owned(),
+                business_id: target.business_id.to_owned(),
+                phone: target.phone.to_owned(),
+                message: message.clone(),
+                state: OutboxState::Pending,
+                attempts: 0,
+                provider_message_id: None,
+                delivery_status: None,
+                error: None,
+                created_at: target.now,
+            })
+        })
+        .collect()
 }
 
 #[derive(sqlx::FromRow)]

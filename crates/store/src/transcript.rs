@@ -4,34 +4,72 @@
 //! transcripts and dedupe keys are pruned on separate schedules.
 
 use chrono::{DateTime, Utc};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::codec::{from_json, parse_time, time_text, to_json};
 use crate::{StoreError, TranscriptEntry, TranscriptEvent};
 
-/// The event's `kind` column: the serde tag of the entry.
-fn kind(entry: &TranscriptEntry) -> &'static str {
-    match entry {
-        TranscriptEntry::Inbound { .. } => "inbound",
-        TranscriptEntry::Outbound { .. } => "outbound",
-        TranscriptEntry::Trace { .. } => "trace",
+/// One entry to insert: its `kind` column and its JSON.
+pub(crate) struct NewEntry {
+    kind: &'static str,
+    json: String,
+}
+
+impl NewEntry {
+    pub(crate) fn new(entry: &TranscriptEntry) -> Result<NewEntry, StoreError> {
+        let kind = match entry {
+            TranscriptEntry::Inbound { .. } => "inbound",
+            TranscriptEntry::Outbound { .. } => "outbound",
+            TranscriptEntry::Trace { .. } => "trace",
+        };
+        Ok(NewEntry {
+            kind,
+            json: to_json(entry, "a transcript event")?,
+        })
+    }
+
+    /// The inbound entry from the message and contact JSON stored in the inbox row: the same JSON
+    /// `TranscriptEntry::Inbound` serializes to, without decoding and encoding them again.
+    pub(crate) fn inbound(message_json: &str, contact_json: &str) -> NewEntry {
+        NewEntry {
+            kind: "inbound",
+            json: format!(
+                r#"{{"kind":"inbound","message":{message_json},"contact":{contact_json}}}"#
+            ),
+        }
     }
 }
 
+/// What the events of one insert share.
+pub(crate) struct EventKey<'a> {
+    pub(crate) channel: &'a str,
+    pub(crate) phone: &'a str,
+    pub(crate) inbox_id: Option<i64>,
+    pub(crate) at: DateTime<Utc>,
+}
+
+/// Inserts the entries, in order, in one statement.
 pub(crate) async fn insert(
     conn: &mut SqliteConnection,
-    channel: &str,
-    event: &TranscriptEvent,
+    key: &EventKey<'_>,
+    entries: &[&NewEntry],
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO transcript (channel, phone, inbox_id, at, kind, entry) VALUES (?, ?, ?, ?, ?, ?)")
-        .bind(channel)
-        .bind(&event.phone)
-        .bind(event.inbox_id)
-        .bind(time_text(event.at))
-        .bind(kind(&event.entry))
-        .bind(to_json(&event.entry, "a transcript event")?)
-        .execute(&mut *conn)
-        .await?;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let at = time_text(key.at);
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO transcript (channel, phone, inbox_id, at, kind, entry) ",
+    );
+    insert.push_values(entries, |mut row, entry| {
+        row.push_bind(key.channel)
+            .push_bind(key.phone)
+            .push_bind(key.inbox_id)
+            .push_bind(&at)
+            .push_bind(entry.kind)
+            .push_bind(&entry.json);
+    });
+    insert.build().execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -78,4 +116,38 @@ pub(crate) async fn prune_chunk(
     .execute(&mut *conn)
     .await?;
     Ok(deleted.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowbot_engine::{Contact, Inbound};
+
+    /// The assembled inbound entry reads back as the entry serde would have written.
+    #[test]
+    fn the_inbound_entry_assembled_from_stored_json_is_a_transcript_entry() {
+        let message = Inbound::text("wamid.1", "hi \"there\" 🙂", chrono::Utc::now());
+        let contact = Contact {
+            phone: "919820000001".into(),
+            name: Some("Asha".into()),
+        };
+        let message_json = to_json(&message, "message").expect("encodes");
+        let contact_json = to_json(&contact, "contact").expect("encodes");
+        let assembled = NewEntry::inbound(&message_json, &contact_json);
+        let expected = NewEntry::new(&TranscriptEntry::Inbound {
+            message: message.clone(),
+            contact: contact.clone(),
+        })
+        .expect("encodes");
+        assert_eq!(assembled.json, expected.json);
+        match from_json(&assembled.json, "entry") {
+            Ok(TranscriptEntry::Inbound {
+                message: read,
+                contact: who,
+            }) => {
+                assert_eq!((read, who), (message, contact));
+            }
+            other => panic!("expected an inbound entry, got {other:?}"),
+        }
+    }
 }

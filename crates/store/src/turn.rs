@@ -6,82 +6,130 @@
 //!
 //! The inbox row is updated first: a turn for a row that is missing or already finished is refused
 //! before anything else is written, so a message can never produce its replies twice.
+//!
+//! [`EncodedTurn`] does the JSON encoding in the caller's task; the writer then runs five
+//! statements per turn (inbox, conversation, contact, one multi-row insert each for outbox and
+//! transcript), because every statement is a round trip to the database thread.
 
+use chrono::{DateTime, Utc};
+use flowbot_engine::Outbound;
 use sqlx::SqliteConnection;
 
-use crate::codec::{from_json, time_text};
+use crate::codec::{time_text, to_json};
+use crate::conversations::EncodedConversation;
 use crate::outbox::NewOutbox;
+use crate::transcript::NewEntry;
 use crate::{contacts, conversations, inbox, outbox, transcript};
-use crate::{OutboxRow, StoreError, TranscriptEntry, TranscriptEvent, TurnCommit};
+use crate::{OutboxRow, StoreError, TranscriptEntry, TurnCommit};
+
+/// A [`TurnCommit`] with its values encoded for the database.
+pub(crate) struct EncodedTurn {
+    inbox_id: i64,
+    channel: String,
+    business_id: String,
+    phone: String,
+    contact_name: Option<String>,
+    conversation: Option<EncodedConversation>,
+    outbound: Vec<Outbound>,
+    outbound_json: Vec<String>,
+    /// Transcript entries after the inbound one (which the writer takes from the inbox row).
+    entries: Vec<NewEntry>,
+    now: DateTime<Utc>,
+}
+
+impl EncodedTurn {
+    pub(crate) fn new(commit: TurnCommit) -> Result<EncodedTurn, StoreError> {
+        let outbound_json = commit
+            .outbound
+            .iter()
+            .map(|message| to_json(message, "an outbound message"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let outbound_entries = commit
+            .outbound
+            .iter()
+            .map(|message| TranscriptEntry::Outbound {
+                message: message.clone(),
+            });
+        let trace_entries = commit
+            .trace
+            .into_iter()
+            .map(|event| TranscriptEntry::Trace { event });
+        let entries = outbound_entries
+            .chain(trace_entries)
+            .map(|entry| NewEntry::new(&entry))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(EncodedTurn {
+            inbox_id: commit.inbox_id,
+            conversation: commit
+                .conversation
+                .as_ref()
+                .map(EncodedConversation::new)
+                .transpose()?,
+            channel: commit.channel,
+            business_id: commit.business_id,
+            phone: commit.contact.phone,
+            contact_name: commit.contact.name,
+            outbound: commit.outbound,
+            outbound_json,
+            entries,
+            now: commit.now,
+        })
+    }
+}
 
 pub(crate) async fn commit_turn(
     conn: &mut SqliteConnection,
-    commit: &TurnCommit,
+    turn: &EncodedTurn,
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    let phone = commit.contact.phone.as_str();
-
     let finished: Option<(String, String, String)> = sqlx::query_as(
         "UPDATE inbox SET state = 'done', last_error = NULL, updated_at = ?
          WHERE id = ? AND state IN ('pending', 'processing')
          RETURNING message_at, contact, message",
     )
-    .bind(time_text(commit.now))
-    .bind(commit.inbox_id)
+    .bind(time_text(turn.now))
+    .bind(turn.inbox_id)
     .fetch_optional(&mut *conn)
     .await?;
     let Some((message_at, inbound_contact, inbound_message)) = finished else {
-        return Err(inbox::not_open(conn, commit.inbox_id).await);
+        return Err(inbox::not_open(conn, turn.inbox_id).await);
     };
 
-    match &commit.conversation {
+    match &turn.conversation {
         Some(conversation) => {
-            conversations::upsert(conn, &commit.channel, phone, conversation).await?
+            conversations::upsert(conn, &turn.channel, &turn.phone, conversation).await?
         }
-        None => conversations::delete(conn, &commit.channel, phone).await?,
+        None => conversations::delete(conn, &turn.channel, &turn.phone).await?,
     }
 
     contacts::upsert(
         conn,
-        &commit.channel,
-        phone,
-        commit.contact.name.as_deref(),
+        &turn.channel,
+        &turn.phone,
+        turn.contact_name.as_deref(),
         &message_at,
-        commit.now,
+        turn.now,
     )
     .await?;
 
     let target = NewOutbox {
-        inbox_id: commit.inbox_id,
-        channel: &commit.channel,
-        business_id: &commit.business_id,
-        phone,
-        now: commit.now,
+        inbox_id: turn.inbox_id,
+        channel: &turn.channel,
+        business_id: &turn.business_id,
+        phone: &turn.phone,
+        now: turn.now,
     };
-    let rows = outbox::insert(conn, &target, &commit.outbound).await?;
+    let rows = outbox::insert(conn, &target, &turn.outbound, &turn.outbound_json).await?;
 
-    let what = |column: &str| format!("inbox row {} ({column})", commit.inbox_id);
-    let inbound = TranscriptEntry::Inbound {
-        message: from_json(&inbound_message, &what("message"))?,
-        contact: from_json(&inbound_contact, &what("contact"))?,
+    // The inbound entry is assembled from the stored JSON, not decoded and encoded again.
+    let inbound = NewEntry::inbound(&inbound_message, &inbound_contact);
+    let entries: Vec<&NewEntry> = std::iter::once(&inbound).chain(&turn.entries).collect();
+    let event = transcript::EventKey {
+        channel: &turn.channel,
+        phone: &turn.phone,
+        inbox_id: Some(turn.inbox_id),
+        at: turn.now,
     };
-    let outbound = commit
-        .outbound
-        .iter()
-        .map(|message| TranscriptEntry::Outbound {
-            message: message.clone(),
-        });
-    let trace = commit.trace.iter().map(|event| TranscriptEntry::Trace {
-        event: event.clone(),
-    });
-    for entry in std::iter::once(inbound).chain(outbound).chain(trace) {
-        let event = TranscriptEvent {
-            at: commit.now,
-            phone: phone.to_owned(),
-            inbox_id: Some(commit.inbox_id),
-            entry,
-        };
-        transcript::insert(conn, &commit.channel, &event).await?;
-    }
+    transcript::insert(conn, &event, &entries).await?;
 
     Ok(rows)
 }

@@ -189,18 +189,36 @@ async fn run_batch(pool: &SqlitePool, mut jobs: Vec<Box<dyn Job>>) {
 
 async fn execute(conn: &mut SqliteConnection, jobs: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
     // IMMEDIATE takes the write lock now (waiting up to busy_timeout for another process), so no
-    // statement inside can fail with SQLITE_BUSY half-way through the batch.
+    // statement inside can fail with SQLITE_BUSY half-way through the batch. Dropping the
+    // transaction unfinished (an error below, or the task cancelled) rolls it back.
     let mut transaction = conn.begin_with("BEGIN IMMEDIATE").await?;
-    for job in jobs.iter_mut() {
-        let mut savepoint = Connection::begin(&mut *transaction).await?;
-        if job.run(&mut savepoint).await {
-            savepoint.commit().await?;
+    if let [job] = jobs {
+        // Alone in its batch, a request needs no savepoint: the transaction is one.
+        if job.run(&mut transaction).await {
+            transaction.commit().await?;
         } else {
-            // When SQLite already rolled back the whole transaction (I/O error, disk full), this
-            // fails with "no such savepoint" and the batch is abandoned instead of committing the
-            // requests that follow on their own.
-            savepoint.rollback().await?;
+            transaction.rollback().await?;
         }
+        return Ok(());
+    }
+    // Savepoints are opened and closed with plain SQL, each close sent together with the next
+    // open, because every call is a round trip to the database thread. After a failed request,
+    // ROLLBACK TO fails with "no such savepoint" when SQLite already rolled back the whole
+    // transaction (I/O error, disk full): the batch is then abandoned instead of committing the
+    // requests that follow on their own.
+    sqlx::query("SAVEPOINT request")
+        .execute(&mut *transaction)
+        .await?;
+    let last = jobs.len() - 1;
+    for (index, job) in jobs.iter_mut().enumerate() {
+        let succeeded = job.run(&mut transaction).await;
+        let close = match (succeeded, index == last) {
+            (true, false) => "RELEASE request; SAVEPOINT request",
+            (true, true) => "RELEASE request",
+            (false, false) => "ROLLBACK TO request; RELEASE request; SAVEPOINT request",
+            (false, true) => "ROLLBACK TO request; RELEASE request",
+        };
+        sqlx::query(close).execute(&mut *transaction).await?;
     }
     transaction.commit().await?;
     Ok(())
