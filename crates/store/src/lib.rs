@@ -279,7 +279,8 @@ impl Store {
         inbox::unfinished(&self.inner.readers).await
     }
 
-    /// Marks a row as being processed (attempts + 1).
+    /// Marks a row as being processed (attempts + 1). An error when the row is missing or already
+    /// done or failed (it must not run again).
     pub async fn mark_processing(&self, inbox_id: i64) -> Result<(), StoreError> {
         let now = Utc::now();
         self.inner
@@ -290,7 +291,8 @@ impl Store {
             .await
     }
 
-    /// Marks a row as failed with a reason (after too many attempts).
+    /// Marks a row as failed with a reason (after too many attempts). An error when the row is
+    /// missing or already finished.
     pub async fn mark_failed(&self, inbox_id: i64, error: &str) -> Result<(), StoreError> {
         let now = Utc::now();
         let error = error.to_owned();
@@ -313,6 +315,8 @@ impl Store {
 
     /// Commits a turn atomically: conversation, contact (last inbound time), outbox rows, transcript
     /// events (inbound, outbound, trace) and the inbox row's `done`. Returns the new outbox rows.
+    /// Refused, with nothing written, when the inbox row is missing or already finished: a
+    /// message never produces its replies twice.
     pub async fn commit_turn(&self, commit: TurnCommit) -> Result<Vec<OutboxRow>, StoreError> {
         let encoded = turn::EncodedTurn::new(commit)?;
         self.inner
@@ -345,7 +349,7 @@ impl Store {
     }
 
     /// Records a failed send: `state` Failed (never retried), Held (kept for later) or Pending
-    /// (to retry).
+    /// (to retry). Attempts + 1. A row already sent stays sent and this is an error.
     pub async fn mark_send_error(
         &self,
         outbox_id: i64,
@@ -364,7 +368,8 @@ impl Store {
             .await
     }
 
-    /// Applies a status notification to the outbox row with that provider id; false when none.
+    /// Applies a status notification to the outbox row with that provider id; false when none
+    /// (true also when the row keeps a further-along status).
     /// Statuses only move forward (sent < delivered < read; failed wins), so a late `delivered`
     /// never hides a `read`.
     pub async fn record_delivery_status(
@@ -432,7 +437,8 @@ impl Store {
     }
 
     /// Deletes transcripts and done inbox rows older than `before` (dedupe keys are kept at least
-    /// 7 days regardless). Returns rows deleted.
+    /// 7 days regardless). Returns rows deleted: transcript events plus inbox rows (the outbox
+    /// rows of deleted inbox rows go with them and are not counted). Unfinished rows are kept.
     pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         self.prune_at(before, Utc::now()).await
     }
