@@ -140,8 +140,8 @@ pub(crate) async fn not_open(conn: &mut SqliteConnection, inbox_id: i64) -> Stor
             .fetch_optional(&mut *conn)
             .await;
     match state {
-        Ok(Some(state)) => StoreError::Database(format!("inbox row {inbox_id} is already {state}")),
-        Ok(None) => StoreError::Database(format!("there is no inbox row {inbox_id}")),
+        Ok(Some(state)) => StoreError::Conflict(format!("inbox row {inbox_id} is already {state}")),
+        Ok(None) => StoreError::NotFound(format!("there is no inbox row {inbox_id}")),
         Err(error) => error.into(),
     }
 }

@@ -70,6 +70,13 @@ pub enum StoreError {
     Key(String),
     #[error("the store is shut down")]
     Closed,
+    /// The row a write names does not exist (an inbox or outbox id).
+    #[error("{0}")]
+    NotFound(String),
+    /// The row is past the state the write needs (an inbox row already done or failed, an outbox
+    /// row already sent); retrying will not help.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// How to open the database.

@@ -153,7 +153,7 @@ pub(crate) async fn mark_sent(
     .execute(&mut *conn)
     .await?;
     if updated.rows_affected() == 0 {
-        return Err(StoreError::Database(format!(
+        return Err(StoreError::NotFound(format!(
             "there is no outbox row {outbox_id}"
         )));
     }
@@ -191,8 +191,8 @@ pub(crate) async fn mark_send_error(
         .fetch_optional(&mut *conn)
         .await?;
     Err(match exists {
-        Some(_) => StoreError::Database(format!("outbox row {outbox_id} is already sent")),
-        None => StoreError::Database(format!("there is no outbox row {outbox_id}")),
+        Some(_) => StoreError::Conflict(format!("outbox row {outbox_id} is already sent")),
+        None => StoreError::NotFound(format!("there is no outbox row {outbox_id}")),
     })
 }
 

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{at, inbound, insert_one, open_store};
-use flowbot_store::{InboxState, InsertOutcome};
+use flowbot_store::{InboxState, InsertOutcome, StoreError};
 
 #[tokio::test]
 async fn a_redelivered_message_is_a_duplicate() {
@@ -125,9 +125,15 @@ async fn processing_counts_attempts_and_failed_rows_are_finished() {
         .mark_processing(inbox_id)
         .await
         .expect_err("finished");
-    assert!(error.to_string().contains("already failed"), "{error}");
+    assert_eq!(
+        error,
+        StoreError::Conflict(format!("inbox row {inbox_id} is already failed"))
+    );
     let error = db.store.mark_processing(999).await.expect_err("missing");
-    assert!(error.to_string().contains("no inbox row 999"), "{error}");
+    assert_eq!(
+        error,
+        StoreError::NotFound("there is no inbox row 999".into())
+    );
 }
 
 /// 50 tasks × 100 single-message inserts at once on one file: every insert succeeds (no

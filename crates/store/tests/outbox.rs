@@ -68,8 +68,14 @@ async fn send_results_move_rows_out_of_the_unsent_list() {
         .mark_send_error(sent.id, OutboxState::Pending, "late")
         .await
         .expect_err("already sent");
-    assert!(error.to_string().contains("already sent"), "{error}");
-    assert!(db.store.mark_sent(12345, "wamid.x").await.is_err());
+    assert!(
+        matches!(error, flowbot_store::StoreError::Conflict(_)),
+        "{error}"
+    );
+    assert!(matches!(
+        db.store.mark_sent(12345, "wamid.x").await,
+        Err(flowbot_store::StoreError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
