@@ -332,7 +332,8 @@ impl Store {
             .await
     }
 
-    /// Outbox rows still to send (pending), oldest first — for start-up and the sender.
+    /// Outbox rows still to send (pending, and held ones kept for later), oldest first — for
+    /// start-up and the sender.
     pub async fn unsent_outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
         outbox::unsent(&self.inner.readers).await
     }

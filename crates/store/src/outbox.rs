@@ -101,12 +101,13 @@ struct Record {
     created_at: String,
 }
 
-/// Pending rows, in the order they were created.
+/// Rows still to send: pending ones, and held ones (sending was paused, e.g. an expired access
+/// token, and is tried again after a restart), in the order they were created.
 pub(crate) async fn unsent(readers: &SqlitePool) -> Result<Vec<OutboxRow>, StoreError> {
     let records: Vec<Record> = sqlx::query_as(
         "SELECT id, inbox_id, sequence, channel, business_id, phone, message, state, attempts,
                 provider_message_id, delivery_status, error, created_at
-         FROM outbox WHERE state = 'pending' ORDER BY id",
+         FROM outbox WHERE state IN ('pending', 'held') ORDER BY id",
     )
     .fetch_all(readers)
     .await?;

@@ -55,11 +55,14 @@ async fn send_results_move_rows_out_of_the_unsent_list() {
         .await
         .expect("retry");
 
+    // Held rows (sending paused, e.g. an expired access token) are kept for later: a restart
+    // tries them again. Sent and failed rows are never returned.
     let unsent = db.store.unsent_outbox().await.expect("read");
-    assert_eq!(unsent.len(), 1);
-    assert_eq!(unsent[0].id, retried.id);
+    let ids: Vec<i64> = unsent.iter().map(|row| row.id).collect();
+    assert_eq!(ids, vec![held.id, retried.id]);
+    assert_eq!(unsent[0].state, OutboxState::Held);
     assert_eq!(
-        (unsent[0].attempts, unsent[0].error.as_deref()),
+        (unsent[1].attempts, unsent[1].error.as_deref()),
         (1, Some("HTTP 503"))
     );
 
