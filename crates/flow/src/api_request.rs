@@ -216,8 +216,13 @@ fn url_template(ctx: &mut impl CompileContext, path: &str, source: &str) -> UrlT
         if let Some(end) = inner.find("}}") {
             let name = inner[..end].trim();
             let root = name.split('.').next().unwrap_or(name);
-            if root == "secrets" || root == "vars" || ctx.ctx_is_flow_var(root) {
+            if root == "secrets" || root == "vars" {
                 base = Some(name.to_string());
+                rest = inner[end..].trim_start_matches('}');
+            } else if ctx.ctx_is_flow_var(root) {
+                // The author's value, read from `vars.` at run time: a `set` or `save` of the same
+                // name (customer or API data) must never become the host.
+                base = Some(format!("vars.{name}"));
                 rest = inner[end..].trim_start_matches('}');
             } else {
                 ctx.ctx_value_error(
@@ -248,6 +253,14 @@ fn url_template(ctx: &mut impl CompileContext, path: &str, source: &str) -> UrlT
                 ),
             );
         }
+    }
+    if base.is_some() && !(rest.is_empty() || rest.starts_with(['/', '?', '#'])) {
+        // Anything else would extend the host or port: `.evil.example`, `0` after `:80`.
+        ctx.ctx_value_error(
+            path,
+            "after a whole base URL, the URL must go on with `/`, `?` or `#`".into(),
+            Some("write url: \"{{secrets.api_base}}/orders/{{order_id}}\"".into()),
+        );
     }
     let template = ctx.ctx_template(path, rest);
     // The URL must parse once its placeholders hold sample values.

@@ -39,6 +39,16 @@ pub fn build(
     built
 }
 
+/// True when the path of a rendered URL has a segment that URL parsing removes or resolves:
+/// `.` or `..`, also percent-encoded (`%2e`), which the WHATWG rules treat alike.
+fn has_dot_segment(url: &str) -> bool {
+    let path_end = url.find(['?', '#']).unwrap_or(url.len());
+    url[..path_end].split('/').any(|segment| {
+        let segment = segment.to_ascii_lowercase().replace("%2e", ".");
+        segment == "." || segment == ".."
+    })
+}
+
 fn render(
     request: &ApiRequest,
     scope: &Value,
@@ -53,10 +63,12 @@ fn render(
             .to_string(),
         None => String::new(),
     };
-    let url_text = format!(
-        "{base}{}",
-        request.url.rest.render_escaped(scope, Escape::UrlComponent)
-    );
+    let rest = request.url.rest.render_escaped(scope, Escape::UrlComponent);
+    if has_dot_segment(&rest) {
+        // URL parsing would drop `x/..`: a value of `..` would move the request up the path.
+        return Err("a value would make a `.` or `..` path segment".into());
+    }
+    let url_text = format!("{base}{rest}");
     let mut url = url::Url::parse(&url_text).map_err(|e| format!("the URL is not valid ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err("the URL is not an http(s) URL with a host".into());
