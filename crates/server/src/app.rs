@@ -40,6 +40,8 @@ pub struct IngressSettings {
     pub verify_token: Option<SecretString>,
     /// Largest body accepted, in bytes.
     pub body_limit: usize,
+    /// Longest time a body may take to arrive (408 after it).
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// The router of the whole service.

@@ -29,6 +29,8 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 /// How long shutdown waits for the sender to flush by default.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a webhook body may take to arrive (Meta sends a whole notification at once).
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Everything `flowbot serve` needs to start.
 #[derive(Clone, Debug)]
@@ -47,6 +49,9 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// The largest webhook body accepted, in bytes; larger ones get 413 (`FLOWBOT_BODY_LIMIT`).
     pub body_limit: usize,
+    /// How long a webhook body may take to arrive once its headers are in; slower ones get 408
+    /// and their connection is closed (`FLOWBOT_BODY_READ_TIMEOUT_SECONDS`).
+    pub body_read_timeout: Duration,
     /// Worker queues (contacts are hashed onto them); 0 means two per CPU core (`FLOWBOT_WORKERS`).
     pub workers: usize,
     /// Capacity of each worker queue and of the sender's queue.
@@ -121,6 +126,7 @@ impl Default for ServerConfig {
             secret_key: None,
             log_format: LogFormat::Text,
             body_limit: DEFAULT_BODY_LIMIT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             workers: 0,
             queue_capacity: 1024,
             conversation_cache: 1024,
@@ -248,6 +254,9 @@ impl ServerConfig {
         if let Some(value) = file.shutdown_grace_seconds {
             self.shutdown_grace = Duration::from_secs_f64(value.max(0.0));
         }
+        if let Some(value) = file.body_read_timeout_seconds {
+            self.body_read_timeout = Duration::from_secs_f64(value.max(0.001));
+        }
         if let Some(value) = file.allow_link_local {
             self.allow_link_local = value;
         }
@@ -290,6 +299,10 @@ impl ServerConfig {
             "FLOWBOT_RETENTION_DAYS" => self.retention_days = parse_number(name, value)?,
             "FLOWBOT_SYNCHRONOUS_FULL" => self.synchronous_full = parse_bool(name, value)?,
             "FLOWBOT_ALLOW_LINK_LOCAL" => self.allow_link_local = parse_bool(name, value)?,
+            "FLOWBOT_BODY_READ_TIMEOUT_SECONDS" => {
+                let seconds: f64 = parse_number(name, value)?;
+                self.body_read_timeout = Duration::from_secs_f64(seconds.max(0.001));
+            }
             "FLOWBOT_SHUTDOWN_GRACE_SECONDS" => {
                 let seconds: f64 = parse_number(name, value)?;
                 self.shutdown_grace = Duration::from_secs_f64(seconds.max(0.0));
@@ -335,6 +348,7 @@ struct FileConfig {
     retention_days: Option<u32>,
     synchronous_full: Option<bool>,
     shutdown_grace_seconds: Option<f64>,
+    body_read_timeout_seconds: Option<f64>,
     allow_link_local: Option<bool>,
     whatsapp: Option<FileWhatsApp>,
 }

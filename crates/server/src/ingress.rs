@@ -2,7 +2,7 @@
 //! `POST /webhooks/whatsapp` (notifications).
 //!
 //! A POST is checked in this order, and each rejection logs one line (never the body, never a
-//! secret): body over the limit → 413; `X-Hub-Signature-256` missing or wrong, checked in constant
+//! secret): body not in within the read timeout → 408; body over the limit → 413; `X-Hub-Signature-256` missing or wrong, checked in constant
 //! time over the exact raw bytes (never re-serialized) → 401; not a WhatsApp notification → 400.
 //! Then every message of every entry and change is stored in the inbox in one `insert_inbound`
 //! (duplicates dropped by the store's unique provider id), status notifications update the outbox
@@ -14,8 +14,8 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flowbot_store::InsertOutcome;
 use flowbot_whatsapp::signature::{self, SIGNATURE_HEADER};
@@ -66,11 +66,23 @@ pub async fn verify(
 }
 
 /// `POST /webhooks/whatsapp`.
-pub async fn receive(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub async fn receive(State(state): State<AppState>, request: Request) -> Response {
+    let headers = request.headers().clone();
+    // A body trickling in (one byte a second) would hold its connection forever: bounded.
+    let read = Bytes::from_request(request, &());
+    let body: Result<Bytes, BytesRejection> =
+        match tokio::time::timeout(state.ingress.body_read_timeout, read).await {
+            Ok(body) => body,
+            Err(_) => {
+                state.metrics.message_in(UNREAD, InOutcome::Rejected);
+                tracing::warn!(
+                    seconds = state.ingress.body_read_timeout.as_secs_f64(),
+                    "webhook rejected (408): the body did not arrive in time"
+                );
+                return (StatusCode::REQUEST_TIMEOUT, [(header::CONNECTION, "close")])
+                    .into_response();
+            }
+        };
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -106,9 +118,17 @@ pub async fn receive(
             return StatusCode::BAD_REQUEST.into_response();
         }
     };
-    match accept(&state, notification).await {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(status) => status.into_response(),
+    // In its own task: if the caller hangs up (Meta's timeout) while this waits for the store or
+    // for room in a worker queue, the hand-off still happens. Dropped halfway, a message stored
+    // but never handed over would wait for the next start, and Meta's redelivery is a duplicate.
+    let accepted = tokio::spawn(async move { accept(&state, notification).await });
+    match accepted.await {
+        Ok(Ok(())) => StatusCode::OK.into_response(),
+        Ok(Err(status)) => status.into_response(),
+        Err(error) => {
+            tracing::error!(%error, "webhook hand-off task failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
     }
 }
 

@@ -280,6 +280,7 @@ impl Server {
                 app_secret: config.whatsapp.app_secret.clone(),
                 verify_token: config.whatsapp.verify_token.clone(),
                 body_limit: config.body_limit,
+                body_read_timeout: config.body_read_timeout,
             }),
             workers,
             metrics,

@@ -87,6 +87,11 @@ pub async fn spawn_with(options: Options) -> TestApp {
 /// Starts a server over an existing database and fake Graph API (a restart).
 pub async fn spawn_in(place: Arc<Place>, options: Options) -> TestApp {
     let config = config_for(&place, &options);
+    spawn_config(place, config).await
+}
+
+/// Starts a server with a configuration the test adjusted (settings without a variable).
+pub async fn spawn_config(place: Arc<Place>, config: ServerConfig) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
