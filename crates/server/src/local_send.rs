@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use flowbot_engine::Outbound;
+use flowbot_whatsapp::notification::{self, Business, Sender};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{json, Value};
 
 use crate::local_replies::{RepliesAnswer, ReplyState};
 
@@ -176,8 +176,7 @@ async fn poll_replies(
         .map_err(|error| bad_answer(error.without_url().to_string()))
 }
 
-/// A text notification as Meta sends it: `text.json`'s envelope around one message, pretty-printed
-/// with a final newline.
+/// A text notification as Meta sends it: `text.json`'s envelope around one message.
 pub fn text_notification(
     from: &str,
     name: &str,
@@ -186,38 +185,21 @@ pub fn text_notification(
     timestamp: i64,
     phone_number_id: &str,
 ) -> Vec<u8> {
-    let message = json!({
-        "from": from,
-        "id": wamid,
-        "timestamp": timestamp.to_string(),
-        "text": { "body": text },
-        "type": "text"
-    });
-    notification(from, name, message, phone_number_id)
-}
-
-fn notification(from: &str, name: &str, message: Value, phone_number_id: &str) -> Vec<u8> {
-    let body = json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": LOCAL_WABA_ID,
-            "changes": [{
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {
-                        "display_phone_number": LOCAL_DISPLAY_PHONE_NUMBER,
-                        "phone_number_id": phone_number_id
-                    },
-                    "contacts": [{ "profile": { "name": name }, "wa_id": from }],
-                    "messages": [message]
-                },
-                "field": "messages"
-            }]
-        }]
-    });
-    let mut bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
-    bytes.push(b'\n');
-    bytes
+    let business = Business {
+        waba_id: LOCAL_WABA_ID,
+        phone_number_id,
+        display_phone_number: LOCAL_DISPLAY_PHONE_NUMBER,
+    };
+    notification::text(
+        &business,
+        &Sender {
+            from,
+            name,
+            wamid,
+            timestamp,
+        },
+        text,
+    )
 }
 
 /// A fresh message id, unique within this process and across runs.
@@ -231,6 +213,7 @@ pub fn new_wamid() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn the_notification_has_the_fixture_shape_and_parses() {

@@ -43,9 +43,12 @@ fn priya() -> Value {
     })
 }
 
+/// What the call-back service received: the Authorization header and the JSON body of each call.
+type Received = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
 /// A call-back service that records the JSON bodies it receives.
-async fn callback_service() -> (String, Arc<Mutex<Vec<(Option<String>, Value)>>>) {
-    let received: Arc<Mutex<Vec<(Option<String>, Value)>>> = Arc::default();
+async fn callback_service() -> (String, Received) {
+    let received: Received = Arc::default();
     let sink = received.clone();
     let app = Router::new().route(
         "/callbacks",

@@ -7,9 +7,7 @@
 //!
 //! This module builds bytes only; it neither sends them nor parses them.
 
-use hmac::{Hmac, Mac};
-use serde_json::{json, Value};
-use sha2::Sha256;
+use flowbot_whatsapp::notification::{self, Business, Sender};
 
 /// The WhatsApp Business Account id used by the fixtures.
 pub const WABA_ID: &str = "987654321098765";
@@ -20,6 +18,12 @@ pub const DISPLAY_PHONE_NUMBER: &str = "15550100200";
 /// The app secret of `tests/fixtures/whatsapp/signature_vector.txt`.
 pub const APP_SECRET: &str = "test_app_secret_not_real_0001";
 
+const BUSINESS: Business<'static> = Business {
+    waba_id: WABA_ID,
+    phone_number_id: PHONE_NUMBER_ID,
+    display_phone_number: DISPLAY_PHONE_NUMBER,
+};
+
 /// A text message from `from` (wa_id digits) named `name`, sent at `timestamp` (Unix seconds).
 pub fn text_notification(
     from: &str,
@@ -28,14 +32,16 @@ pub fn text_notification(
     wamid: &str,
     timestamp: i64,
 ) -> Vec<u8> {
-    let message = json!({
-        "from": from,
-        "id": wamid,
-        "timestamp": timestamp.to_string(),
-        "text": { "body": text },
-        "type": "text"
-    });
-    notification(from, name, message)
+    notification::text(
+        &BUSINESS,
+        &Sender {
+            from,
+            name,
+            wamid,
+            timestamp,
+        },
+        text,
+    )
 }
 
 /// A tap on the reply button `button_id` titled `title`, of our message `context_wamid`.
@@ -48,18 +54,18 @@ pub fn button_notification(
     wamid: &str,
     timestamp: i64,
 ) -> Vec<u8> {
-    let message = json!({
-        "context": { "from": DISPLAY_PHONE_NUMBER, "id": context_wamid },
-        "from": from,
-        "id": wamid,
-        "timestamp": timestamp.to_string(),
-        "type": "interactive",
-        "interactive": {
-            "type": "button_reply",
-            "button_reply": { "id": button_id, "title": title }
-        }
-    });
-    notification(from, name, message)
+    notification::button_reply(
+        &BUSINESS,
+        &Sender {
+            from,
+            name,
+            wamid,
+            timestamp,
+        },
+        button_id,
+        title,
+        context_wamid,
+    )
 }
 
 /// A pick of the list row `row_id` titled `title`, of our message `context_wamid`.
@@ -72,51 +78,21 @@ pub fn list_notification(
     wamid: &str,
     timestamp: i64,
 ) -> Vec<u8> {
-    let message = json!({
-        "context": { "from": DISPLAY_PHONE_NUMBER, "id": context_wamid },
-        "from": from,
-        "id": wamid,
-        "timestamp": timestamp.to_string(),
-        "type": "interactive",
-        "interactive": {
-            "type": "list_reply",
-            "list_reply": { "id": row_id, "title": title }
-        }
-    });
-    notification(from, name, message)
+    notification::list_reply(
+        &BUSINESS,
+        &Sender {
+            from,
+            name,
+            wamid,
+            timestamp,
+        },
+        row_id,
+        title,
+        context_wamid,
+    )
 }
 
 /// The `X-Hub-Signature-256` header value Meta would send for `body` signed with `app_secret`.
 pub fn signature_header(app_secret: &str, body: &[u8]) -> String {
-    #[allow(clippy::expect_used)] // HMAC takes keys of any length.
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(app_secret.as_bytes()).expect("HMAC accepts any key length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-/// Wraps one message in the envelope of `text.json`, pretty-printed with a final newline like the
-/// fixtures.
-fn notification(from: &str, name: &str, message: Value) -> Vec<u8> {
-    let body = json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": WABA_ID,
-            "changes": [{
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {
-                        "display_phone_number": DISPLAY_PHONE_NUMBER,
-                        "phone_number_id": PHONE_NUMBER_ID
-                    },
-                    "contacts": [{ "profile": { "name": name }, "wa_id": from }],
-                    "messages": [message]
-                },
-                "field": "messages"
-            }]
-        }]
-    });
-    let mut bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
-    bytes.push(b'\n');
-    bytes
+    flowbot_whatsapp::signature::sign(app_secret.as_bytes(), body)
 }

@@ -3,6 +3,8 @@
 //! - [`signature`]: the `X-Hub-Signature-256` HMAC check on raw webhook bodies (and signing, for tests).
 //! - [`webhook`]: tolerant parsing of webhook notifications into [`InboundMessage`]s and
 //!   [`StatusUpdate`]s, over every entry, change, message and status of a batch.
+//! - [`notification`]: building notifications in the same shape (for `flowbot send`, tests and the
+//!   benchmark).
 //! - [`outbound`]: the messages the bot sends ([`OutboundMessage`]), their limits and their exact
 //!   request JSON.
 //! - [`client`]: [`CloudApiClient`], which sends them and classifies Graph errors into [`SendError`].
@@ -12,6 +14,7 @@
 //! network can make this crate panic; signatures are checked on the exact bytes received.
 
 pub mod client;
+pub mod notification;
 pub mod outbound;
 pub mod signature;
 pub mod webhook;
