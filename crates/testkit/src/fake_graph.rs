@@ -91,6 +91,7 @@ struct GraphState {
     rejected: Mutex<Vec<RecordedRequest>>,
     scripted: Mutex<VecDeque<(u16, Value)>>,
     latency: Mutex<Option<Duration>>,
+    reply_delay: Mutex<Option<Duration>>,
     recorded: Notify,
 }
 
@@ -115,6 +116,7 @@ impl FakeGraph {
             rejected: Mutex::default(),
             scripted: Mutex::default(),
             latency: Mutex::default(),
+            reply_delay: Mutex::default(),
             recorded: Notify::new(),
         });
         let app = Router::new()
@@ -168,6 +170,13 @@ impl FakeGraph {
     /// Wait this long before answering every request from now on (`None`: answer at once).
     pub fn set_latency(&self, latency: Option<Duration>) {
         *lock(&self.state.latency) = latency;
+    }
+
+    /// Record each accepted send as it arrives (Graph has taken it), then wait this long before
+    /// answering. A client that dies meanwhile never learns its message went out, which is how a
+    /// send in flight at a crash can be sent twice. `None`: answer at once.
+    pub fn set_reply_delay(&self, delay: Option<Duration>) {
+        *lock(&self.state.reply_delay) = delay;
     }
 
     /// The JSON bodies of accepted sends (not read receipts, not refused requests), in arrival order.
@@ -304,6 +313,10 @@ async fn messages(
     let message_id = next_message_id();
     request.answered_message_id = Some(message_id.clone());
     push(&state, &state.sends, request);
+    let reply_delay = *lock(&state.reply_delay);
+    if let Some(delay) = reply_delay {
+        tokio::time::sleep(delay).await;
+    }
     Json(json!({
         "messaging_product": "whatsapp",
         "contacts": [{ "input": to, "wa_id": wa_id }],
