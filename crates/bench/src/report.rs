@@ -128,8 +128,14 @@ fn print_table(r: &Report) {
         None => format!("closed loop, concurrency {}", r.concurrency),
     };
     println!(
-        "flowbot-bench {}: {} messages from {} contacts, {offered}; server {}; zoho +{:?}, graph +{:?}; {} extra steps",
-        r.mode, r.messages, r.contacts, r.server, r.zoho_latency, r.graph_latency, r.extra_steps
+        "flowbot-bench {}: {} messages from {} contacts, {offered}; server {}; zoho +{}, graph +{}; {} extra steps",
+        r.mode,
+        r.messages,
+        r.contacts,
+        r.server,
+        humantime::format_duration(r.zoho_latency),
+        humantime::format_duration(r.graph_latency),
+        r.extra_steps
     );
     let line = |name: &str, value: String, target: &str| {
         println!("  {name:<34} {value:>28}   {target}");
