@@ -31,6 +31,8 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long a webhook body may take to arrive (Meta sends a whole notification at once).
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long start-up waits for a status webhook to confirm a send that was in flight at a crash.
+pub const DEFAULT_UNCERTAIN_SEND_GRACE: Duration = Duration::from_secs(30);
 
 /// Everything `flowbot serve` needs to start.
 #[derive(Clone, Debug)]
@@ -52,11 +54,13 @@ pub struct ServerConfig {
     /// How long a webhook body may take to arrive once its headers are in; slower ones get 408
     /// and their connection is closed (`FLOWBOT_BODY_READ_TIMEOUT_SECONDS`).
     pub body_read_timeout: Duration,
-    /// Worker queues (contacts are hashed onto them); 0 means two per CPU core (`FLOWBOT_WORKERS`).
+    /// Worker queues (contacts are hashed onto them); 0 means the default, 64
+    /// (`FLOWBOT_WORKERS`). A worker runs one turn at a time and mostly waits on outside calls, so
+    /// this bounds how many conversations wait on a slow API at once, not CPU use.
     pub workers: usize,
     /// Capacity of each worker queue and of the sender's queue.
     pub queue_capacity: usize,
-    /// Conversations kept in memory per worker.
+    /// Conversations kept in memory, all workers together.
     pub conversation_cache: usize,
     /// Transcripts and done inbox rows older than this are pruned hourly
     /// (`FLOWBOT_RETENTION_DAYS`).
@@ -66,6 +70,10 @@ pub struct ServerConfig {
     pub synchronous_full: bool,
     /// How long shutdown waits for the sender to flush (`FLOWBOT_SHUTDOWN_GRACE_SECONDS`).
     pub shutdown_grace: Duration,
+    /// At start-up, how long a reply whose send was in flight when the last run stopped waits for
+    /// a status webhook to confirm that Graph took it, before it is sent again (its recipient's
+    /// later replies wait behind it) (`FLOWBOT_UNCERTAIN_SEND_GRACE_SECONDS`).
+    pub uncertain_send_grace: Duration,
     /// Allow flows' outside calls to link-local and cloud metadata addresses
     /// (`FLOWBOT_ALLOW_LINK_LOCAL`). Off by default.
     pub allow_link_local: bool,
@@ -116,6 +124,9 @@ pub enum ConfigError {
     Invalid { name: String, message: String },
 }
 
+/// Worker queues when `FLOWBOT_WORKERS` is 0 or unset.
+pub const DEFAULT_WORKERS: usize = 64;
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -129,10 +140,11 @@ impl Default for ServerConfig {
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             workers: 0,
             queue_capacity: 1024,
-            conversation_cache: 1024,
+            conversation_cache: 16_384,
             retention_days: DEFAULT_RETENTION_DAYS,
             synchronous_full: false,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            uncertain_send_grace: DEFAULT_UNCERTAIN_SEND_GRACE,
             allow_link_local: false,
             check_only: false,
             flow_secrets: Secrets::default(),
@@ -186,8 +198,7 @@ impl ServerConfig {
         if self.workers > 0 {
             return self.workers;
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (2 * cores).max(1)
+        DEFAULT_WORKERS
     }
 
     /// Checks values that parse but make no sense together.
@@ -257,6 +268,10 @@ impl ServerConfig {
         if let Some(value) = file.body_read_timeout_seconds {
             self.body_read_timeout = Duration::from_secs_f64(value.max(0.001));
         }
+        if let Some(value) = file.uncertain_send_grace_seconds {
+            self.uncertain_send_grace = Duration::try_from_secs_f64(value.max(0.0))
+                .map_err(|error| parse_error(format!("uncertain_send_grace_seconds: {error}")))?;
+        }
         if let Some(value) = file.allow_link_local {
             self.allow_link_local = value;
         }
@@ -307,6 +322,11 @@ impl ServerConfig {
                 let seconds: f64 = parse_number(name, value)?;
                 self.shutdown_grace = Duration::from_secs_f64(seconds.max(0.0));
             }
+            "FLOWBOT_UNCERTAIN_SEND_GRACE_SECONDS" => {
+                let seconds: f64 = parse_number(name, value)?;
+                self.uncertain_send_grace = Duration::try_from_secs_f64(seconds.max(0.0))
+                    .map_err(|error| invalid(name, format!("{value:?}: {error}")))?;
+            }
             "FLOWBOT_WHATSAPP_APP_SECRET" => {
                 self.whatsapp.app_secret = non_empty_secret(value.to_owned());
             }
@@ -349,6 +369,7 @@ struct FileConfig {
     synchronous_full: Option<bool>,
     shutdown_grace_seconds: Option<f64>,
     body_read_timeout_seconds: Option<f64>,
+    uncertain_send_grace_seconds: Option<f64>,
     allow_link_local: Option<bool>,
     whatsapp: Option<FileWhatsApp>,
 }
@@ -456,6 +477,28 @@ mod tests {
         assert_eq!(config.whatsapp.api_base, "https://graph.facebook.com");
         assert!(config.whatsapp.app_secret.is_none());
         assert!(config.worker_count() >= 1);
+        assert_eq!(config.uncertain_send_grace, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_uncertain_send_grace_is_read_from_file_and_environment() {
+        let config =
+            ServerConfig::from_env(env(&[("FLOWBOT_UNCERTAIN_SEND_GRACE_SECONDS", "0.5")]))
+                .unwrap();
+        assert_eq!(config.uncertain_send_grace, Duration::from_millis(500));
+        let error = ServerConfig::from_env(env(&[("FLOWBOT_UNCERTAIN_SEND_GRACE_SECONDS", "inf")]))
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("FLOWBOT_UNCERTAIN_SEND_GRACE_SECONDS"),
+            "{error}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flowbot.toml");
+        std::fs::write(&path, "uncertain_send_grace_seconds = 5\n").unwrap();
+        let config = ServerConfig::load(Some(&path), Vec::new()).unwrap();
+        assert_eq!(config.uncertain_send_grace, Duration::from_secs(5));
     }
 
     #[test]

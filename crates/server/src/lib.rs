@@ -46,6 +46,7 @@ use flowbot_engine::{Engine, EngineConfig};
 use flowbot_flow::Diagnostic;
 use flowbot_store::{EncryptionKey, Store, StoreError, StoreOptions};
 use flowbot_whatsapp::{CloudApiClient, CloudApiConfig};
+use flowbot_zoho::cache::CachingTokenStore;
 use flowbot_zoho::{ClientConfig, ReqwestTransport, ZohoClient};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -208,7 +209,10 @@ impl Server {
             store.clone(),
             outlet,
             metrics.clone(),
-            SenderConfig::default(),
+            SenderConfig {
+                uncertain_grace: config.uncertain_send_grace,
+                ..SenderConfig::default()
+            },
             config.queue_capacity,
         );
 
@@ -236,13 +240,21 @@ impl Server {
                 effects: Arc::new(effects),
                 sender: sender.clone(),
                 metrics: metrics.clone(),
-                cache_capacity: config.conversation_cache,
+                cache_capacity: (config.conversation_cache / worker_count.max(1)).max(16),
             },
         );
 
         // Work left by the last run: unsent replies first (they are older), then unfinished turns.
         let unsent = store.unsent_outbox().await?;
         let unsent_count = unsent.len();
+        let uncertain_count = unsent.iter().filter(|row| row.is_uncertain()).count();
+        if uncertain_count > 0 {
+            tracing::warn!(
+                uncertain = uncertain_count,
+                grace_ms = config.uncertain_send_grace.as_millis() as u64,
+                "replies were in flight when the last run stopped; each waits for a status webhook to confirm it (its recipient's later replies wait behind it) and is sent again only if none does"
+            );
+        }
         for row in unsent {
             sender.submit(SendItem::Row(row)).await;
         }
@@ -373,7 +385,7 @@ impl ServerHandle {
 fn zoho_client(
     config: &ServerConfig,
     store: &Store,
-) -> Option<Arc<ZohoClient<ReqwestTransport, flowbot_store::SqliteTokenStore>>> {
+) -> Option<Arc<ZohoClient<ReqwestTransport, CachingTokenStore<flowbot_store::SqliteTokenStore>>>> {
     let key_value = config
         .secret_key
         .as_ref()
@@ -392,9 +404,11 @@ fn zoho_client(
             return None;
         }
     };
+    // The connection is read from SQLite and decrypted at most once a second per connection,
+    // not on every search (see flowbot_zoho::cache).
     Some(Arc::new(ZohoClient::new(
         transport,
-        store.token_store(key),
+        CachingTokenStore::new(store.token_store(key), Duration::from_secs(1)),
         ClientConfig::default(),
     )))
 }

@@ -257,6 +257,16 @@ where
             return Ok(());
         }
         let sender = &self.context.sender;
+        for row in rows {
+            if !sender.submit(SendItem::Row(row)).await {
+                tracing::warn!(
+                    inbox_id = job.inbox_id,
+                    "sender stopped; replies stay pending for the next start"
+                );
+                return Ok(());
+            }
+        }
+        // The read receipt goes after the replies, so no reply waits for it on the recipient's lane.
         sender
             .submit(SendItem::MarkRead {
                 channel: job.channel.clone(),
@@ -265,15 +275,6 @@ where
                 wamid: job.message.id.clone(),
             })
             .await;
-        for row in rows {
-            if !sender.submit(SendItem::Row(row)).await {
-                tracing::warn!(
-                    inbox_id = job.inbox_id,
-                    "sender stopped; replies stay pending for the next start"
-                );
-                break;
-            }
-        }
         Ok(())
     }
 }

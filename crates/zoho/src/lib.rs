@@ -8,6 +8,7 @@
 //!   of the seams ([`TransportError`], [`StoreError`]).
 //! - [`transport`]: the [`Transport`] seam (HTTP plus a clock) and its production implementation
 //!   [`ReqwestTransport`], with an optional [`ManualClock`] for tests and replays.
+//! - [`cache`]: [`cache::CachingTokenStore`], connections kept in memory in front of a slow store.
 //! - [`store`]: [`Connection`], the [`TokenStore`] trait and the in-memory [`MemoryTokenStore`].
 //! - [`oauth`]: token-endpoint requests and answers (grant code, refresh, revoke).
 //! - [`phone`]: WhatsApp number → the forms people store in Zoho, and normalisation of stored values.
@@ -21,6 +22,7 @@
 //! This crate does not know about flows, SQL or WhatsApp: the engine maps a [`SearchReport`] to a
 //! step outcome, and the SQLite token store lives in `crates/store`.
 
+pub mod cache;
 pub mod client;
 pub mod dc;
 pub mod error;
