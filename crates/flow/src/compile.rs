@@ -48,7 +48,8 @@ pub fn load_flow(file: &str, source: &str) -> LoadedFlow {
     };
     let mut compiler = Compiler {
         file,
-        positions: Positions::of(source),
+        source,
+        positions: std::cell::OnceCell::new(),
         diagnostics: Vec::new(),
         ids: HashMap::new(),
         flow_vars: definition.vars.keys().cloned().collect(),
@@ -108,22 +109,28 @@ fn unknown_key_hint(message: &str) -> Option<String> {
 
 struct Compiler<'a> {
     file: &'a str,
-    positions: Positions,
+    source: &'a str,
+    /// Built on first use: a flow without problems never needs line and column numbers.
+    positions: std::cell::OnceCell<Positions>,
     diagnostics: Vec<Diagnostic>,
     ids: HashMap<String, usize>,
     flow_vars: BTreeSet<String>,
 }
 
 impl Compiler<'_> {
+    fn positions(&self) -> &Positions {
+        self.positions.get_or_init(|| Positions::of(self.source))
+    }
+
     fn error(&mut self, path: &str, message: impl Into<String>) -> &mut Diagnostic {
-        let at = self.positions.key(path);
+        let at = self.positions().key(path);
         self.diagnostics
             .push(Diagnostic::error(self.file, at, message));
         self.diagnostics.last_mut().expect("just pushed")
     }
 
     fn warning(&mut self, path: &str, message: impl Into<String>) -> &mut Diagnostic {
-        let at = self.positions.key(path);
+        let at = self.positions().key(path);
         self.diagnostics
             .push(Diagnostic::warning(self.file, at, message));
         self.diagnostics.last_mut().expect("just pushed")
@@ -187,7 +194,7 @@ impl Compiler<'_> {
                     "ids are names like `welcome`; `end` is reserved for ending",
                 );
             } else if let Some(first) = self.ids.get(&step.id) {
-                let first_line = self.positions.key(&format!("steps/{first}/id")).line;
+                let first_line = self.positions().key(&format!("steps/{first}/id")).line;
                 let d = self.error(
                     &format!("steps/{index}/id"),
                     format!("duplicate step id `{}`", step.id),
@@ -288,7 +295,6 @@ impl Compiler<'_> {
             id: def.id.clone(),
             kind,
             next,
-            position: self.positions.key(&format!("{path}/id")),
         }
     }
 
@@ -337,7 +343,7 @@ impl Compiler<'_> {
         if let Some(index) = self.ids.get(target) {
             return Target::Step(*index);
         }
-        let at = self.positions.value(path);
+        let at = self.positions().value(path);
         let mut diagnostic =
             Diagnostic::error(self.file, at, format!("there is no step `{target}`"));
         let ids: Vec<&str> = self.ids.keys().map(String::as_str).collect();
@@ -353,7 +359,7 @@ impl Compiler<'_> {
         match Template::parse(text) {
             Ok(template) => Some(template),
             Err(error) => {
-                let mut at = self.positions.value(path);
+                let mut at = self.positions().value(path);
                 if error.line > 1 {
                     at.line += error.line - 1;
                     at.column = error.column;
@@ -377,7 +383,7 @@ impl Compiler<'_> {
         match humantime::parse_duration(text.trim()) {
             Ok(duration) if !duration.is_zero() => Some(duration),
             _ => {
-                let at = self.positions.value(path);
+                let at = self.positions().value(path);
                 self.diagnostics.push(
                     Diagnostic::error(self.file, at, format!("`{text}` is not a duration"))
                         .with_hint("write it like 500ms, 10s, 30m, 4h or 2days"),
@@ -651,7 +657,7 @@ impl Compiler<'_> {
             Some("any") => Expect::Any,
             Some(other) => {
                 let known = ["text", "number", "email", "phone", "choice", "any"];
-                let at = self.positions.value(&format!("{ask_path}/expect"));
+                let at = self.positions().value(&format!("{ask_path}/expect"));
                 let hint = match did_you_mean(other, known) {
                     Some(best) => format!("did you mean `{best}`?"),
                     None => format!("one of: {}", known.join(", ")),
@@ -677,7 +683,7 @@ impl Compiler<'_> {
             {
                 Ok(regex) => Some(regex),
                 Err(error) => {
-                    let at = self.positions.value(&format!("{ask_path}/pattern"));
+                    let at = self.positions().value(&format!("{ask_path}/pattern"));
                     self.diagnostics.push(Diagnostic::error(
                         self.file,
                         at,
@@ -746,7 +752,7 @@ impl Compiler<'_> {
                 } else {
                     path.to_string()
                 };
-                let at = self.positions.value(&key);
+                let at = self.positions().value(&key);
                 self.diagnostics
                     .push(Diagnostic::error(self.file, at, message));
                 None
@@ -839,7 +845,7 @@ impl Compiler<'_> {
                     match ResponsePath::parse(source) {
                         Ok(parsed) => saves.push((name.clone(), parsed)),
                         Err(message) => {
-                            let at = self.positions.value(&value_path);
+                            let at = self.positions().value(&value_path);
                             self.diagnostics.push(
                                 Diagnostic::error(self.file, at, format!("response path `{source}`: {message}"))
                                     .with_hint("write data[0].id, $.data[0].id, $status, $body, $headers.NAME or $error"),
@@ -850,7 +856,7 @@ impl Compiler<'_> {
                 // The map arrives sorted by name; the first path as written decides the `empty`
                 // outcome, so restore the order of the file.
                 saves.sort_by_key(|(name, _)| {
-                    let at = self.positions.key(&format!("{path}/save/{name}"));
+                    let at = self.positions().key(&format!("{path}/save/{name}"));
                     (at.line, at.column)
                 });
                 saves
@@ -1150,7 +1156,7 @@ impl CompileContext for Compiler<'_> {
         d.hint = hint;
     }
     fn ctx_value_error(&mut self, path: &str, message: String, hint: Option<String>) {
-        let at = self.positions.value(path);
+        let at = self.positions().value(path);
         let mut diagnostic = Diagnostic::error(self.file, at, message);
         diagnostic.hint = hint;
         self.diagnostics.push(diagnostic);

@@ -10,7 +10,6 @@ use serde_json::Value;
 
 use crate::condition::Condition;
 use crate::path::ResponsePath;
-use crate::positions::Position;
 use crate::template::Template;
 
 /// A validated, compiled flow.
@@ -52,7 +51,6 @@ pub struct Step {
     pub kind: StepKind,
     /// Where to go after the step (for kinds that go on).
     pub next: Target,
-    pub position: Position,
 }
 
 /// Where execution goes.

@@ -32,12 +32,14 @@ impl FlowSet {
             let loaded = load_flow(&source.file, &source.text);
             diagnostics.extend(loaded.diagnostics);
             let Some(flow) = loaded.flow else { continue };
-            let positions = Positions::of(&source.text);
+            // Positions are only needed for a diagnostic, which is rare: read them then.
+            let positions = std::cell::OnceCell::new();
+            let positions = || positions.get_or_init(|| Positions::of(&source.text));
             if let Some(other) = flows.iter().find(|f| f.name == flow.name) {
                 diagnostics.push(
                     Diagnostic::error(
                         &source.file,
-                        positions.value("flow"),
+                        positions().value("flow"),
                         format!("flow `{}` is also defined in {}", flow.name, other.file),
                     )
                     .with_hint("flow names must be unique"),
@@ -49,7 +51,7 @@ impl FlowSet {
                     diagnostics.push(
                         Diagnostic::error(
                             &source.file,
-                            positions.value("triggers/default"),
+                            positions().value("triggers/default"),
                             format!(
                                 "flow `{}` is a second default flow; `{}` ({}) is one already",
                                 flow.name, other.name, other.file
@@ -64,7 +66,7 @@ impl FlowSet {
                     diagnostics.push(
                         Diagnostic::error(
                             &source.file,
-                            positions.value(&format!("triggers/keywords/{index}")),
+                            positions().value(&format!("triggers/keywords/{index}")),
                             format!(
                                 "keyword `{keyword}` also starts flow `{}` ({})",
                                 other.name, other.file
