@@ -17,7 +17,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use flowbot_store::InsertOutcome;
+use flowbot_store::{InsertOutcome, StoreError};
 use flowbot_whatsapp::signature::{self, SIGNATURE_HEADER};
 use flowbot_whatsapp::webhook::DeliveryStatus;
 use flowbot_whatsapp::{parse_notification, Notification};
@@ -26,6 +26,7 @@ use secrecy::ExposeSecret;
 use crate::app::AppState;
 use crate::inbound::{describe_error, to_new_inbound};
 use crate::metrics::InOutcome;
+use crate::sender::outbox_id_of_callback_data;
 use crate::worker::InboxJob;
 
 /// The metric type of messages rejected before they could be read.
@@ -211,6 +212,31 @@ async fn accept(state: &AppState, notification: Notification) -> Result<(), Stat
                 error = error.as_deref().unwrap_or("-"),
                 "WhatsApp could not deliver a message"
             );
+        }
+        // A status naming one of our outbox rows (the callback data every send carries) means
+        // Graph accepted that send, even if its answer never reached us (a crash): the row is
+        // sent. This is what keeps the row from being sent again, so a store failure here is a
+        // 500 and Meta delivers the status again.
+        if let Some(outbox_id) = status
+            .biz_opaque_callback_data
+            .as_deref()
+            .and_then(outbox_id_of_callback_data)
+        {
+            match state.store.confirm_sent(outbox_id, &status.id).await {
+                Ok(true) => tracing::info!(
+                    outbox_id,
+                    message_id = %status.id,
+                    "a status webhook confirmed a send whose answer was not recorded"
+                ),
+                Ok(false) => {}
+                Err(StoreError::NotFound(_)) => {
+                    tracing::debug!(outbox_id, message_id = %status.id, "status for an outbox row we do not have")
+                }
+                Err(error) => {
+                    tracing::error!(outbox_id, message_id = %status.id, %error, "could not confirm a send from its status (500); WhatsApp will deliver it again");
+                    return Err(StatusCode::INTERNAL_SERVER_ERROR);
+                }
+            }
         }
         match state
             .store

@@ -14,6 +14,15 @@
 //! 131047 is not sent and flags the conversation; 190 pauses all sending with a loud error, holding
 //! rows until a probe send succeeds (every [`SenderConfig::probe_interval`]) or the next start.
 //!
+//! Effectively once: before the first HTTP attempt of a row the sender records that the attempt
+//! started (`mark_send_started`, committed before the call), and every send carries
+//! `biz_opaque_callback_data = "flowbot-outbox-<id>"` ([`callback_data`]), which Graph echoes in the
+//! message's status webhooks; the ingress marks the row sent from such a status even when the
+//! send's answer never arrived (a crash). At start-up a row whose attempt started but was never
+//! confirmed (uncertain) waits [`SenderConfig::uncertain_grace`] in its lane (so the recipient's
+//! later rows wait behind it) and is sent again only if no status confirmed it meanwhile. Before a
+//! retry the row is read again too, so a status that arrived meanwhile stops the retry.
+//!
 //! Without an access token ([`Outlet::Local`]) messages are logged ("would send to …") and marked
 //! sent with the local id `local.<outbox id>`, so the server can be tried without Meta.
 //!
@@ -25,7 +34,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use flowbot_engine::Outbound;
-use flowbot_store::{OutboxRow, OutboxState, Store};
+use flowbot_store::{OutboxRow, OutboxState, Store, StoreError};
 use flowbot_whatsapp::outbound::{ReplyButton, Row, Section};
 use flowbot_whatsapp::{window, CloudApiClient, OutboundMessage, SendError};
 use tokio::sync::{mpsc, watch};
@@ -49,6 +58,9 @@ pub struct SenderConfig {
     pub max_attempts: u32,
     /// While sending is paused (error 190), how often one held message is tried again.
     pub probe_interval: Duration,
+    /// How long after the sender starts a row whose send was attempted but never confirmed
+    /// (loaded at start-up) waits for a status webhook before it is sent again.
+    pub uncertain_grace: Duration,
 }
 
 impl Default for SenderConfig {
@@ -56,6 +68,7 @@ impl Default for SenderConfig {
         SenderConfig {
             max_attempts: 6,
             probe_interval: Duration::from_secs(300),
+            uncertain_grace: crate::config::DEFAULT_UNCERTAIN_SEND_GRACE,
         }
     }
 }
@@ -99,6 +112,7 @@ pub fn spawn_sender(
     let (queue, receiver) = mpsc::channel(capacity.max(1));
     let (close, close_receiver) = watch::channel(false);
     let context = Arc::new(SendContext {
+        uncertain_until: tokio::time::Instant::now() + config.uncertain_grace,
         store,
         outlet,
         metrics: metrics.clone(),
@@ -144,6 +158,23 @@ impl SenderTask {
             }
         }
     }
+}
+
+/// The prefix of the `biz_opaque_callback_data` the sender puts on every send.
+pub const CALLBACK_DATA_PREFIX: &str = "flowbot-outbox-";
+
+/// The `biz_opaque_callback_data` of outbox row `outbox_id`: `flowbot-outbox-<id>`.
+pub fn callback_data(outbox_id: i64) -> String {
+    format!("{CALLBACK_DATA_PREFIX}{outbox_id}")
+}
+
+/// The outbox row a status's `biz_opaque_callback_data` names; `None` when it is not ours.
+pub fn outbox_id_of_callback_data(data: &str) -> Option<i64> {
+    let digits = data.strip_prefix(CALLBACK_DATA_PREFIX)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// The engine's message as the Cloud API's.
@@ -197,6 +228,8 @@ struct SendContext {
     outlet: Outlet,
     metrics: Arc<Metrics>,
     config: SenderConfig,
+    /// Until when rows whose send was attempted by an earlier run wait for a status webhook.
+    uncertain_until: tokio::time::Instant,
 }
 
 /// What became of one item.
@@ -401,6 +434,24 @@ async fn deliver(context: &SendContext, item: SendItem) -> Delivered {
 
 async fn deliver_row(context: &SendContext, row: OutboxRow) -> Delivered {
     let kind = outbound_kind(&row.message);
+    if row.attempt_started_at.is_some() && matches!(context.outlet, Outlet::Cloud(_)) {
+        // An earlier run may have sent it: give a status webhook time to say so.
+        tokio::time::sleep_until(context.uncertain_until).await;
+        if confirmed(context, &row).await {
+            tracing::info!(
+                outbox_id = row.id,
+                to = %row.phone,
+                "a reply in flight when the last run stopped was confirmed by a status webhook; not sent again"
+            );
+            return Delivered::Done;
+        }
+        tracing::warn!(
+            outbox_id = row.id,
+            to = %row.phone,
+            grace_ms = context.config.uncertain_grace.as_millis() as u64,
+            "a reply in flight when the last run stopped was not confirmed by a status webhook in time; sending it again"
+        );
+    }
     if window_closed(context, &row).await {
         let reason = "not sent: outside the 24-hour customer service window (a template is needed)";
         tracing::warn!(
@@ -421,10 +472,25 @@ async fn deliver_row(context: &SendContext, row: OutboxRow) -> Delivered {
         Outlet::Cloud(client) => client,
     };
     let message = to_outbound_message(&row.message);
+    if !mark_started(context, &row).await {
+        return Delivered::Done;
+    }
+    let callback = callback_data(row.id);
     let mut attempt = 0u32;
     loop {
+        if attempt > 0 && confirmed(context, &row).await {
+            // The failed attempt had reached Graph after all: its status webhook said so.
+            tracing::info!(outbox_id = row.id, to = %row.phone, "a status webhook confirmed the send; not retried");
+            return Delivered::Done;
+        }
         let error = match client
-            .send(&row.business_id, &row.phone, &message, None)
+            .send_with_callback_data(
+                &row.business_id,
+                &row.phone,
+                &message,
+                None,
+                Some(&callback),
+            )
             .await
         {
             Ok(sent) => {
@@ -472,6 +538,43 @@ async fn deliver_row(context: &SendContext, row: OutboxRow) -> Delivered {
             }
         }
     }
+}
+
+/// True when the row is no longer to send (a status webhook confirmed it, or it is gone or
+/// failed). A store error counts as not confirmed (the row is sent: at least once).
+async fn confirmed(context: &SendContext, row: &OutboxRow) -> bool {
+    match context.store.outbox_row(row.id).await {
+        Ok(Some(stored)) => !matches!(stored.state, OutboxState::Pending | OutboxState::Held),
+        Ok(None) => true,
+        Err(error) => {
+            tracing::warn!(outbox_id = row.id, %error, "could not read an outbox row; sending it");
+            false
+        }
+    }
+}
+
+/// Records, before the first HTTP attempt, that the send starts. False when the row must not be
+/// sent (already sent, failed or gone). When the store cannot record it, the row is sent anyway
+/// (at least once; a crash during that send may then repeat it).
+async fn mark_started(context: &SendContext, row: &OutboxRow) -> bool {
+    for attempt in 0..3u64 {
+        match context.store.mark_send_started(row.id).await {
+            Ok(()) => return true,
+            Err(StoreError::Conflict(reason) | StoreError::NotFound(reason)) => {
+                tracing::info!(outbox_id = row.id, %reason, "outbox row not sent");
+                return false;
+            }
+            Err(error) => {
+                tracing::warn!(outbox_id = row.id, %error, "could not record a send attempt");
+                tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
+            }
+        }
+    }
+    tracing::error!(
+        outbox_id = row.id,
+        "sending without a recorded attempt; a crash during this send may send it twice"
+    );
+    true
 }
 
 /// True when the contact's last inbound message is more than 24 hours old. Unknown contacts and
@@ -527,6 +630,23 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn callback_data_names_the_outbox_row_and_nothing_else() {
+        assert_eq!(callback_data(42), "flowbot-outbox-42");
+        assert_eq!(outbox_id_of_callback_data(&callback_data(42)), Some(42));
+        for other in [
+            "",
+            "flowbot-outbox-",
+            "flowbot-outbox--1",
+            "flowbot-outbox-+1",
+            "flowbot-outbox-1x",
+            "flowbot-outbox-99999999999999999999",
+            "someone-else-7",
+        ] {
+            assert_eq!(outbox_id_of_callback_data(other), None, "{other:?}");
+        }
+    }
 
     #[test]
     fn engine_messages_become_cloud_api_requests() {

@@ -24,7 +24,8 @@ async fn a_signed_fixture_gets_the_exact_reply_and_a_read_receipt() {
             "recipient_type": "individual",
             "to": "919820000001",
             "type": "text",
-            "text": { "body": "You said: Hi, I need help with my order" }
+            "text": { "body": "You said: Hi, I need help with my order" },
+            "biz_opaque_callback_data": "flowbot-outbox-1"
         })
     );
     let request = &app.graph().requests()[0];

@@ -183,6 +183,19 @@ pub struct OutboxRow {
     pub delivery_status: Option<String>,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When a send attempt first started ([`Store::mark_send_started`]). On a row still pending or
+    /// held it means Graph may have accepted the message already: see [`OutboxRow::is_uncertain`].
+    pub attempt_started_at: Option<DateTime<Utc>>,
+}
+
+impl OutboxRow {
+    /// A send was attempted but not confirmed: the row is pending or held and an attempt started
+    /// (Graph may have accepted it before a crash). A status webhook echoing the row's callback
+    /// data confirms it ([`Store::confirm_sent`]).
+    pub fn is_uncertain(&self) -> bool {
+        self.attempt_started_at.is_some()
+            && matches!(self.state, OutboxState::Pending | OutboxState::Held)
+    }
 }
 
 /// One transcript line: inbound, outbound or trace.
@@ -333,9 +346,49 @@ impl Store {
     }
 
     /// Outbox rows still to send (pending, and held ones kept for later), oldest first — for
-    /// start-up and the sender.
+    /// start-up and the sender. Rows whose send was attempted but not confirmed carry
+    /// `attempt_started_at` ([`OutboxRow::is_uncertain`]): Graph may have them already.
     pub async fn unsent_outbox(&self) -> Result<Vec<OutboxRow>, StoreError> {
         outbox::unsent(&self.inner.readers).await
+    }
+
+    /// One outbox row, in whatever state it is; `None` when there is no such row.
+    pub async fn outbox_row(&self, outbox_id: i64) -> Result<Option<OutboxRow>, StoreError> {
+        outbox::load(&self.inner.readers, outbox_id).await
+    }
+
+    /// Records, before the HTTP call, that a send attempt of a pending or held row starts (the
+    /// first attempt's time is kept). Committed when this returns, so after a crash the row is
+    /// known to be uncertain. `NotFound` when there is no such row; `Conflict` when it is no
+    /// longer pending or held (already sent or failed: it must not be sent).
+    pub async fn mark_send_started(&self, outbox_id: i64) -> Result<(), StoreError> {
+        let now = Utc::now();
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move { outbox::mark_send_started(conn, outbox_id, now).await })
+            })
+            .await
+    }
+
+    /// A status webhook named this row (by the callback data its send carried): Graph accepted it
+    /// as `provider_message_id`. A pending or held row becomes sent with that id (true); a row
+    /// already sent or failed is left as it is (false). `NotFound` when there is no such row.
+    pub async fn confirm_sent(
+        &self,
+        outbox_id: i64,
+        provider_message_id: &str,
+    ) -> Result<bool, StoreError> {
+        let now = Utc::now();
+        let provider_message_id = provider_message_id.to_owned();
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    outbox::confirm_sent(conn, outbox_id, &provider_message_id, now).await
+                })
+            })
+            .await
     }
 
     /// Records a successful send and the provider's message id (for status notifications).

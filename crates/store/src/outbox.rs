@@ -3,6 +3,11 @@
 //! rows, sends them and records the result (`mark_sent` with the provider's message id, or
 //! `mark_send_error`). A row marked sent is never pending again, so it is never sent twice.
 //!
+//! Before each send the sender records `attempt_started_at` (`mark_send_started`): after a crash,
+//! a pending or held row with it set may already be at Graph (uncertain). The send carries the
+//! row's id as `biz_opaque_callback_data`; a status webhook echoing it confirms the row
+//! (`confirm_sent`), so the row is not sent again.
+//!
 //! Delivery statuses (sent, delivered, read, failed) arrive later from status notifications, found
 //! by the provider message id, possibly out of order. They only move forward:
 //! sent < delivered < read, and failed wins over everything.
@@ -79,6 +84,7 @@ pub(crate) async fn insert(
                 delivery_status: None,
                 error: None,
                 created_at: target.now,
+                attempt_started_at: None,
             })
         })
         .collect()
@@ -99,19 +105,35 @@ struct Record {
     delivery_status: Option<String>,
     error: Option<String>,
     created_at: String,
+    attempt_started_at: Option<String>,
 }
+
+const COLUMNS: &str =
+    "id, inbox_id, sequence, channel, business_id, phone, message, state, attempts,
+                provider_message_id, delivery_status, error, created_at, attempt_started_at";
 
 /// Rows still to send: pending ones, and held ones (sending was paused, e.g. an expired access
 /// token, and is tried again after a restart), in the order they were created.
 pub(crate) async fn unsent(readers: &SqlitePool) -> Result<Vec<OutboxRow>, StoreError> {
-    let records: Vec<Record> = sqlx::query_as(
-        "SELECT id, inbox_id, sequence, channel, business_id, phone, message, state, attempts,
-                provider_message_id, delivery_status, error, created_at
-         FROM outbox WHERE state IN ('pending', 'held') ORDER BY id",
-    )
+    let records: Vec<Record> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM outbox WHERE state IN ('pending', 'held') ORDER BY id"
+    ))
     .fetch_all(readers)
     .await?;
     records.into_iter().map(Record::into_row).collect()
+}
+
+/// One row by id, whatever its state.
+pub(crate) async fn load(
+    readers: &SqlitePool,
+    outbox_id: i64,
+) -> Result<Option<OutboxRow>, StoreError> {
+    let record: Option<Record> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM outbox WHERE id = ?"))
+            .bind(outbox_id)
+            .fetch_optional(readers)
+            .await?;
+    record.map(Record::into_row).transpose()
 }
 
 impl Record {
@@ -123,6 +145,11 @@ impl Record {
             state: parse_enum(&self.state, &what("state"))?,
             attempts: to_u32(self.attempts, &what("attempts"))?,
             created_at: parse_time(&self.created_at, &what("created_at"))?,
+            attempt_started_at: self
+                .attempt_started_at
+                .as_deref()
+                .map(|at| parse_time(at, &what("attempt_started_at")))
+                .transpose()?,
             id: self.id,
             inbox_id: self.inbox_id,
             channel: self.channel,
@@ -159,6 +186,72 @@ pub(crate) async fn mark_sent(
         )));
     }
     Ok(())
+}
+
+/// Marks that a send attempt starts (the first attempt's time is kept).
+pub(crate) async fn mark_send_started(
+    conn: &mut SqliteConnection,
+    outbox_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let now = time_text(now);
+    let updated = sqlx::query(
+        "UPDATE outbox SET attempt_started_at = COALESCE(attempt_started_at, ?), updated_at = ?
+         WHERE id = ? AND state IN ('pending', 'held')",
+    )
+    .bind(&now)
+    .bind(&now)
+    .bind(outbox_id)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() > 0 {
+        return Ok(());
+    }
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM outbox WHERE id = ?")
+        .bind(outbox_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Err(match state {
+        Some(state) => {
+            StoreError::Conflict(format!("outbox row {outbox_id} is {state}, not to be sent"))
+        }
+        None => StoreError::NotFound(format!("there is no outbox row {outbox_id}")),
+    })
+}
+
+/// A status webhook confirmed the send of a pending or held row: it becomes sent. True when the
+/// row changed; false when it was already sent or failed.
+pub(crate) async fn confirm_sent(
+    conn: &mut SqliteConnection,
+    outbox_id: i64,
+    provider_message_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let now = time_text(now);
+    let updated = sqlx::query(
+        "UPDATE outbox SET state = 'sent', provider_message_id = ?, error = NULL, sent_at = ?,
+                           updated_at = ?
+         WHERE id = ? AND state IN ('pending', 'held')",
+    )
+    .bind(provider_message_id)
+    .bind(&now)
+    .bind(&now)
+    .bind(outbox_id)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() > 0 {
+        return Ok(true);
+    }
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM outbox WHERE id = ?")
+        .bind(outbox_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match exists {
+        Some(_) => Ok(false),
+        None => Err(StoreError::NotFound(format!(
+            "there is no outbox row {outbox_id}"
+        ))),
+    }
 }
 
 /// Records a failed send. A row already sent stays sent (it must never be sent again).

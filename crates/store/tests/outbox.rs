@@ -213,3 +213,144 @@ async fn pruning_a_large_backlog_works_in_chunks() {
     assert_eq!(db.store.prune_at(later, later).await.expect("prune"), 5_000);
     assert_eq!(db.count("SELECT COUNT(*) FROM inbox").await, 0);
 }
+
+#[tokio::test]
+async fn a_started_attempt_makes_an_unsent_row_uncertain_and_survives_a_reopen() {
+    let db = open_store().await;
+    let untried = one_reply(&db.store, "wamid.1").await;
+    let tried = one_reply(&db.store, "wamid.2").await;
+    let retried = one_reply(&db.store, "wamid.3").await;
+    let held = one_reply(&db.store, "wamid.4").await;
+    assert!(!untried.is_uncertain());
+
+    db.store.mark_send_started(tried.id).await.expect("started");
+    db.store
+        .mark_send_started(retried.id)
+        .await
+        .expect("started");
+    db.store
+        .mark_send_error(retried.id, OutboxState::Pending, "timed out")
+        .await
+        .expect("retry");
+    db.store.mark_send_started(held.id).await.expect("started");
+    db.store
+        .mark_send_error(held.id, OutboxState::Held, "190")
+        .await
+        .expect("held");
+    let first = db
+        .store
+        .outbox_row(tried.id)
+        .await
+        .expect("read")
+        .expect("row")
+        .attempt_started_at
+        .expect("attempt time");
+    // A second attempt keeps the first attempt's time.
+    db.store.mark_send_started(tried.id).await.expect("again");
+
+    db.store.close().await;
+    let store = db.reopen().await;
+    let unsent = store.unsent_outbox().await.expect("read");
+    let uncertain: Vec<(i64, bool)> = unsent
+        .iter()
+        .map(|row| (row.id, row.is_uncertain()))
+        .collect();
+    assert_eq!(
+        uncertain,
+        vec![
+            (untried.id, false),
+            (tried.id, true),
+            (retried.id, true),
+            (held.id, true)
+        ]
+    );
+    assert_eq!(unsent[1].attempt_started_at, Some(first));
+    assert_eq!(unsent[3].state, OutboxState::Held);
+}
+
+#[tokio::test]
+async fn a_status_naming_the_row_confirms_it_once_and_never_revives_it() {
+    let db = open_store().await;
+    let row = one_reply(&db.store, "wamid.1").await;
+    db.store.mark_send_started(row.id).await.expect("started");
+
+    assert!(db
+        .store
+        .confirm_sent(row.id, "wamid.out.1")
+        .await
+        .expect("confirm"));
+    let stored = db
+        .store
+        .outbox_row(row.id)
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(stored.state, OutboxState::Sent);
+    assert_eq!(stored.provider_message_id.as_deref(), Some("wamid.out.1"));
+    assert!(!stored.is_uncertain());
+    assert!(db.store.unsent_outbox().await.expect("read").is_empty());
+    // Its later statuses find it by the provider id.
+    assert!(db
+        .store
+        .record_delivery_status("wamid.out.1", "delivered", None)
+        .await
+        .expect("status"));
+
+    // Meta redelivers the status: nothing changes. The sender's own mark_sent may come too.
+    assert!(!db
+        .store
+        .confirm_sent(row.id, "wamid.out.1")
+        .await
+        .expect("again"));
+    db.store
+        .mark_sent(row.id, "wamid.out.1")
+        .await
+        .expect("the sender's record");
+    // A sent row cannot start another attempt.
+    assert!(matches!(
+        db.store.mark_send_started(row.id).await,
+        Err(flowbot_store::StoreError::Conflict(_))
+    ));
+
+    // A failed row stays failed; an unknown row is NotFound.
+    let failed = one_reply(&db.store, "wamid.2").await;
+    db.store
+        .mark_send_error(failed.id, OutboxState::Failed, "131047")
+        .await
+        .expect("failed");
+    assert!(!db
+        .store
+        .confirm_sent(failed.id, "wamid.out.2")
+        .await
+        .expect("confirm"));
+    assert_eq!(
+        db.store
+            .outbox_row(failed.id)
+            .await
+            .expect("read")
+            .expect("row")
+            .state,
+        OutboxState::Failed
+    );
+    assert!(matches!(
+        db.store.confirm_sent(9999, "wamid.x").await,
+        Err(flowbot_store::StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        db.store.mark_send_started(9999).await,
+        Err(flowbot_store::StoreError::NotFound(_))
+    ));
+    assert!(db.store.outbox_row(9999).await.expect("read").is_none());
+
+    // A held row is confirmed too (its send may have been accepted before the pause).
+    let held = one_reply(&db.store, "wamid.3").await;
+    db.store
+        .mark_send_error(held.id, OutboxState::Held, "190")
+        .await
+        .expect("held");
+    assert!(db
+        .store
+        .confirm_sent(held.id, "wamid.out.3")
+        .await
+        .expect("confirm"));
+}

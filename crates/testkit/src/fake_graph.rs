@@ -7,11 +7,13 @@
 //! recorded apart from sends. Tests can script failures (`fail_next`) with the Graph error fixtures,
 //! or add latency, and wait for sends without sleeping (`wait_for_messages`).
 //!
-//! It does not validate message contents beyond "JSON object", and it does not send webhooks
-//! (build those with [`crate::webhook`]).
+//! It does not validate message contents beyond "JSON object". Like Meta, it can POST a signed
+//! `sent` status notification for each accepted send ([`FakeGraph::send_statuses_to`]), echoing the
+//! send's `biz_opaque_callback_data` and retrying until it gets a 200; other webhooks are built with
+//! [`crate::webhook`].
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -93,7 +95,32 @@ struct GraphState {
     latency: Mutex<Option<Duration>>,
     reply_delay: Mutex<Option<Duration>>,
     recorded: Notify,
+    statuses: StatusCallbacks,
 }
+
+/// Where and how the fake POSTs status notifications (off until `send_statuses_to`).
+#[derive(Default)]
+struct StatusCallbacks {
+    target: Mutex<Option<StatusTarget>>,
+    client: Mutex<Option<reqwest::Client>>,
+    /// Status notifications answered 200.
+    delivered: AtomicUsize,
+    /// Status notifications not yet answered 200 (still being retried).
+    pending: AtomicUsize,
+    /// Status notifications given up after [`STATUS_RETRY_FOR`].
+    abandoned: AtomicUsize,
+}
+
+#[derive(Clone)]
+struct StatusTarget {
+    url: String,
+    app_secret: String,
+}
+
+/// How often an unanswered status notification is POSTed again.
+pub const STATUS_RETRY_EVERY: Duration = Duration::from_millis(200);
+/// How long a status notification is retried before the fake gives up on it.
+pub const STATUS_RETRY_FOR: Duration = Duration::from_secs(60);
 
 /// Unique across every fake in the process, so wamids never collide between tests.
 static NEXT_MESSAGE_NUMBER: AtomicU64 = AtomicU64::new(1);
@@ -118,6 +145,7 @@ impl FakeGraph {
             latency: Mutex::default(),
             reply_delay: Mutex::default(),
             recorded: Notify::new(),
+            statuses: StatusCallbacks::default(),
         });
         let app = Router::new()
             .route("/{version}/{phone_number_id}/messages", post(messages))
@@ -177,6 +205,60 @@ impl FakeGraph {
     /// send in flight at a crash can be sent twice. `None`: answer at once.
     pub fn set_reply_delay(&self, delay: Option<Duration>) {
         *lock(&self.state.reply_delay) = delay;
+    }
+
+    /// From now on, after each accepted send, POST a `sent` status notification to `url` (the
+    /// webhook, e.g. `http://127.0.0.1:PORT/webhooks/whatsapp`) signed with `app_secret`, as Meta
+    /// does: `id` is the wamid the send got, `recipient_id` its `to`, and the send's
+    /// `biz_opaque_callback_data` is echoed when it had one. It is POSTed again every
+    /// [`STATUS_RETRY_EVERY`] until it gets a 200, for at most [`STATUS_RETRY_FOR`]. The status is
+    /// started when the send is recorded, before the answer (and its reply delay).
+    ///
+    /// # Panics
+    /// When no HTTP client can be built (a broken test machine).
+    pub fn send_statuses_to(&self, url: &str, app_secret: &str) {
+        let mut client = lock(&self.state.statuses.client);
+        if client.is_none() {
+            #[allow(clippy::expect_used)]
+            let built = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("an HTTP client for status callbacks");
+            *client = Some(built);
+        }
+        *lock(&self.state.statuses.target) = Some(StatusTarget {
+            url: url.to_owned(),
+            app_secret: app_secret.to_owned(),
+        });
+    }
+
+    /// Sends status notifications (new ones, and retries of unanswered ones) to another webhook
+    /// URL from now on, e.g. a restarted server's. Does nothing unless [`FakeGraph::send_statuses_to`]
+    /// was called.
+    pub fn set_status_url(&self, url: &str) {
+        if let Some(target) = lock(&self.state.statuses.target).as_mut() {
+            target.url = url.to_owned();
+        }
+    }
+
+    /// Stop sending status notifications for new sends (unanswered ones are still retried).
+    pub fn stop_statuses(&self) {
+        *lock(&self.state.statuses.target) = None;
+    }
+
+    /// Status notifications answered with a 200 so far.
+    pub fn statuses_delivered(&self) -> usize {
+        self.state.statuses.delivered.load(Ordering::SeqCst)
+    }
+
+    /// Status notifications still being retried.
+    pub fn statuses_pending(&self) -> usize {
+        self.state.statuses.pending.load(Ordering::SeqCst)
+    }
+
+    /// Status notifications given up (no 200 within [`STATUS_RETRY_FOR`]).
+    pub fn statuses_abandoned(&self) -> usize {
+        self.state.statuses.abandoned.load(Ordering::SeqCst)
     }
 
     /// The JSON bodies of accepted sends (not read receipts, not refused requests), in arrival order.
@@ -312,7 +394,24 @@ async fn messages(
     let wa_id: String = to.chars().filter(char::is_ascii_digit).collect();
     let message_id = next_message_id();
     request.answered_message_id = Some(message_id.clone());
+    let callback_data = request
+        .body
+        .get("biz_opaque_callback_data")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let phone_number_id = request.phone_number_id.clone();
     push(&state, &state.sends, request);
+    if lock(&state.statuses.target).is_some() {
+        let status = crate::webhook::status_notification(
+            &phone_number_id,
+            &message_id,
+            "sent",
+            &to,
+            callback_data.as_deref(),
+        );
+        state.statuses.pending.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(post_status(state.clone(), status));
+    }
     let reply_delay = *lock(&state.reply_delay);
     if let Some(delay) = reply_delay {
         tokio::time::sleep(delay).await;
@@ -323,6 +422,40 @@ async fn messages(
         "messages": [{ "id": message_id }]
     }))
     .into_response()
+}
+
+/// POSTs one status notification to the current target until it is answered 200, every
+/// [`STATUS_RETRY_EVERY`], for at most [`STATUS_RETRY_FOR`].
+async fn post_status(state: Arc<GraphState>, body: Vec<u8>) {
+    let deadline = tokio::time::Instant::now() + STATUS_RETRY_FOR;
+    let statuses = &state.statuses;
+    loop {
+        let target = lock(&statuses.target).clone();
+        let client = lock(&statuses.client).clone();
+        if let (Some(target), Some(client)) = (target, client) {
+            let answer = client
+                .post(&target.url)
+                .header("content-type", "application/json")
+                .header(
+                    "X-Hub-Signature-256",
+                    crate::webhook::signature_header(&target.app_secret, &body),
+                )
+                .body(body.clone())
+                .send()
+                .await;
+            if answer.is_ok_and(|answer| answer.status() == reqwest::StatusCode::OK) {
+                statuses.delivered.fetch_add(1, Ordering::SeqCst);
+                statuses.pending.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
+        }
+        if tokio::time::Instant::now() + STATUS_RETRY_EVERY > deadline {
+            statuses.abandoned.fetch_add(1, Ordering::SeqCst);
+            statuses.pending.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+        tokio::time::sleep(STATUS_RETRY_EVERY).await;
+    }
 }
 
 /// The 190 body, reworded for a token that is wrong rather than expired.
@@ -352,4 +485,138 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bodies and signature headers a test webhook received.
+    type Received = Arc<Mutex<Vec<(Vec<u8>, String)>>>;
+
+    /// A webhook that answers 500 to the first `failures` POSTs, then 200; records what it got.
+    async fn receiver(failures: usize) -> (String, Received) {
+        let got: Received = Arc::default();
+        let seen = got.clone();
+        let app = Router::new().route(
+            "/webhooks/whatsapp",
+            post(move |headers: HeaderMap, body: Bytes| {
+                let seen = seen.clone();
+                async move {
+                    let signature = headers
+                        .get("x-hub-signature-256")
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let mut seen = lock(&seen);
+                    seen.push((body.to_vec(), signature));
+                    if seen.len() <= failures {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::OK
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "http://{}/webhooks/whatsapp",
+            listener.local_addr().expect("address")
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (url, got)
+    }
+
+    async fn send(graph: &FakeGraph, body: Value) -> String {
+        let answer: Value = reqwest::Client::new()
+            .post(format!("{}/v21.0/123456789012345/messages", graph.url()))
+            .bearer_auth(DEFAULT_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        answer["messages"][0]["id"]
+            .as_str()
+            .expect("a wamid")
+            .to_owned()
+    }
+
+    async fn wait_delivered(graph: &FakeGraph, count: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while graph.statuses_delivered() < count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "statuses not delivered"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_signed_sent_status_echoing_the_callback_data_is_retried_until_200() {
+        let graph = FakeGraph::start().await;
+        let (url, got) = receiver(2).await;
+        graph.send_statuses_to(&url, "status-secret");
+        let wamid = send(
+            &graph,
+            json!({ "messaging_product": "whatsapp", "to": "919820000001", "type": "text",
+                    "text": { "body": "Hi" }, "biz_opaque_callback_data": "flowbot-outbox-5" }),
+        )
+        .await;
+        wait_delivered(&graph, 1).await;
+        assert_eq!(graph.statuses_pending(), 0);
+        let got = lock(&got).clone();
+        assert_eq!(got.len(), 3, "two 500s, then a 200");
+        let (body, signature) = &got[2];
+        assert!(
+            flowbot_whatsapp::signature::verify(b"status-secret", body, Some(signature)).is_ok()
+        );
+        let parsed = flowbot_whatsapp::parse_notification(body).expect("a notification");
+        let status = &parsed.statuses[0];
+        assert_eq!(status.id, wamid);
+        assert_eq!(status.status, flowbot_whatsapp::DeliveryStatus::Sent);
+        assert_eq!(status.recipient_id.as_deref(), Some("919820000001"));
+        assert_eq!(
+            status.biz_opaque_callback_data.as_deref(),
+            Some("flowbot-outbox-5")
+        );
+        assert_eq!(status.phone_number_id.as_deref(), Some("123456789012345"));
+    }
+
+    #[tokio::test]
+    async fn statuses_follow_a_new_webhook_url_and_carry_no_callback_data_unless_sent() {
+        let graph = FakeGraph::start().await;
+        // Nothing listens here (a killed server).
+        let gone = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            format!(
+                "http://{}/webhooks/whatsapp",
+                listener.local_addr().expect("address")
+            )
+        };
+        graph.send_statuses_to(&gone, "status-secret");
+        send(
+            &graph,
+            json!({ "messaging_product": "whatsapp", "to": "919820000002", "type": "text",
+                    "text": { "body": "Hi" } }),
+        )
+        .await;
+        tokio::time::sleep(STATUS_RETRY_EVERY * 2).await;
+        assert_eq!(graph.statuses_delivered(), 0);
+        assert_eq!(graph.statuses_pending(), 1);
+
+        let (url, got) = receiver(0).await;
+        graph.set_status_url(&url);
+        wait_delivered(&graph, 1).await;
+        let got = lock(&got).clone();
+        let parsed = flowbot_whatsapp::parse_notification(&got[0].0).expect("a notification");
+        assert_eq!(parsed.statuses[0].biz_opaque_callback_data, None);
+    }
 }

@@ -92,6 +92,30 @@ pub fn list_notification(
     )
 }
 
+/// A status notification (`sent`, `delivered`, `read`, `failed`) for our message `wamid` to
+/// `recipient_id`, from the business number `phone_number_id`, echoing `biz_opaque_callback_data`
+/// when given: the shape of `tests/fixtures/whatsapp/status_sent.json`, timestamped now.
+pub fn status_notification(
+    phone_number_id: &str,
+    wamid: &str,
+    status: &str,
+    recipient_id: &str,
+    biz_opaque_callback_data: Option<&str>,
+) -> Vec<u8> {
+    let business = Business {
+        phone_number_id,
+        ..BUSINESS
+    };
+    notification::status(
+        &business,
+        wamid,
+        status,
+        chrono::Utc::now().timestamp(),
+        recipient_id,
+        biz_opaque_callback_data,
+    )
+}
+
 /// The `X-Hub-Signature-256` header value Meta would send for `body` signed with `app_secret`.
 pub fn signature_header(app_secret: &str, body: &[u8]) -> String {
     flowbot_whatsapp::signature::sign(app_secret.as_bytes(), body)

@@ -167,8 +167,35 @@ impl CloudApiClient {
         message: &OutboundMessage,
         reply_to: Option<&str>,
     ) -> Result<SentMessage, SendError> {
+        self.send_with_callback_data(phone_number_id, to, message, reply_to, None)
+            .await
+    }
+
+    /// [`CloudApiClient::send`] carrying `biz_opaque_callback_data`, which Graph echoes in the
+    /// message's status webhooks (sent, delivered, read, failed). Longer than
+    /// [`crate::outbound::MAX_CALLBACK_DATA`] characters is refused before sending.
+    pub async fn send_with_callback_data(
+        &self,
+        phone_number_id: &str,
+        to: &str,
+        message: &OutboundMessage,
+        reply_to: Option<&str>,
+        biz_opaque_callback_data: Option<&str>,
+    ) -> Result<SentMessage, SendError> {
         message.validate()?;
-        let body = message.to_request_json(to, reply_to);
+        if let Some(data) = biz_opaque_callback_data {
+            let actual = data.chars().count();
+            if actual > crate::outbound::MAX_CALLBACK_DATA {
+                return Err(OutboundError::TooLong {
+                    what: "biz_opaque_callback_data".into(),
+                    actual,
+                    limit: crate::outbound::MAX_CALLBACK_DATA,
+                }
+                .into());
+            }
+        }
+        let body =
+            message.to_request_json_with_callback_data(to, reply_to, biz_opaque_callback_data);
         let (http_status, answer) = self.post(phone_number_id, &body).await?;
         let accepted: Accepted =
             serde_json::from_slice(&answer).map_err(|error| SendError::UnexpectedResponse {

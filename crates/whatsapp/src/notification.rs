@@ -2,6 +2,8 @@
 //! POSTs (`object`, `entry[].changes[].value` with `metadata`, `contacts` and `messages`),
 //! pretty-printed with a final newline like the documented samples.
 //!
+//! [`status`] builds a delivery status notification, as Graph POSTs for the business's own messages.
+//!
 //! `flowbot send` uses it to stand in for WhatsApp when trying flowbot locally; tests and the
 //! benchmark use it to produce real-format input. It builds bytes only; signing is
 //! [`crate::signature::sign`].
@@ -85,6 +87,55 @@ fn interactive(
     envelope(business, sender, message)
 }
 
+/// A status notification for the business's own message `id` (a wamid) to `recipient_id`:
+/// `status` is `sent`, `delivered`, `read` or `failed`. `biz_opaque_callback_data` is echoed as
+/// Graph echoes the send's. The shape is `tests/fixtures/whatsapp/status_sent.json`'s (with an
+/// invented conversation id).
+pub fn status(
+    business: &Business<'_>,
+    id: &str,
+    status: &str,
+    timestamp: i64,
+    recipient_id: &str,
+    biz_opaque_callback_data: Option<&str>,
+) -> Vec<u8> {
+    let mut update = json!({
+        "id": id,
+        "status": status,
+        "timestamp": timestamp.to_string(),
+        "recipient_id": recipient_id,
+        "conversation": {
+            "id": "c0ffee00000000000000000000000001",
+            "expiration_timestamp": (timestamp + 86_400).to_string(),
+            "origin": { "type": "service" }
+        },
+        "pricing": { "billable": true, "pricing_model": "CBP", "category": "service" }
+    });
+    if let (Some(data), Some(object)) = (biz_opaque_callback_data, update.as_object_mut()) {
+        object.insert("biz_opaque_callback_data".into(), json!(data));
+    }
+    let body = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": business.waba_id,
+            "changes": [{
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {
+                        "display_phone_number": business.display_phone_number,
+                        "phone_number_id": business.phone_number_id
+                    },
+                    "statuses": [update]
+                },
+                "field": "messages"
+            }]
+        }]
+    });
+    let mut bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
 /// Wraps one message in the notification envelope.
 fn envelope(business: &Business<'_>, sender: &Sender<'_>, message: Value) -> Vec<u8> {
     let body = json!({
@@ -113,6 +164,42 @@ fn envelope(business: &Business<'_>, sender: &Sender<'_>, message: Value) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn built_statuses_parse_back_with_their_callback_data() {
+        let business = Business {
+            waba_id: "987654321098765",
+            phone_number_id: "123456789012345",
+            display_phone_number: "15550100200",
+        };
+        let parsed = crate::parse_notification(&status(
+            &business,
+            "wamid.S1",
+            "sent",
+            1_796_289_302,
+            "919820000001",
+            Some("flowbot-outbox-3"),
+        ))
+        .expect("parses");
+        let update = &parsed.statuses[0];
+        assert_eq!(update.id, "wamid.S1");
+        assert_eq!(update.status, crate::DeliveryStatus::Sent);
+        assert_eq!(update.recipient_id.as_deref(), Some("919820000001"));
+        assert_eq!(
+            update.biz_opaque_callback_data.as_deref(),
+            Some("flowbot-outbox-3")
+        );
+        let without = crate::parse_notification(&status(
+            &business,
+            "wamid.S2",
+            "read",
+            1,
+            "919820000001",
+            None,
+        ))
+        .expect("parses");
+        assert_eq!(without.statuses[0].biz_opaque_callback_data, None);
+    }
 
     #[test]
     fn built_notifications_parse_back_to_the_same_message() {

@@ -39,6 +39,8 @@ pub const MAX_INTERACTIVE_BODY: usize = 1024;
 pub const MAX_HEADER_FOOTER: usize = 60;
 /// The most characters in a text message body.
 pub const MAX_TEXT_BODY: usize = 4096;
+/// The most characters in `biz_opaque_callback_data` (echoed back in the message's status webhooks).
+pub const MAX_CALLBACK_DATA: usize = 512;
 
 /// A message the bot sends.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,6 +170,19 @@ impl OutboundMessage {
     /// The request body for `POST /{phone_number_id}/messages` to `to` (digits or +E.164), quoting
     /// the message `reply_to` when given.
     pub fn to_request_json(&self, to: &str, reply_to: Option<&str>) -> Value {
+        self.to_request_json_with_callback_data(to, reply_to, None)
+    }
+
+    /// [`OutboundMessage::to_request_json`] with `biz_opaque_callback_data`: a string (at most
+    /// [`MAX_CALLBACK_DATA`] characters) Graph echoes in every status webhook of this message, so
+    /// a status can be matched to the send even when the send's answer was never received. `None`
+    /// leaves the field out (the body is then exactly `to_request_json`'s).
+    pub fn to_request_json_with_callback_data(
+        &self,
+        to: &str,
+        reply_to: Option<&str>,
+        biz_opaque_callback_data: Option<&str>,
+    ) -> Value {
         let mut request = Map::new();
         request.insert("messaging_product".into(), json!("whatsapp"));
         request.insert("recipient_type".into(), json!("individual"));
@@ -229,6 +244,9 @@ impl OutboundMessage {
                     template_json(name, language, body_params, quick_reply_payloads),
                 );
             }
+        }
+        if let Some(data) = biz_opaque_callback_data {
+            request.insert("biz_opaque_callback_data".into(), json!(data));
         }
         Value::Object(request)
     }

@@ -156,6 +156,9 @@ pub struct StatusUpdate {
     pub phone_number_id: Option<String>,
     /// Why a `failed` message failed (131047 window closed, 131026 undeliverable, ...).
     pub errors: Vec<ApiErrorInfo>,
+    /// The `biz_opaque_callback_data` the send carried, echoed by Graph; `None` when absent (or
+    /// not a string).
+    pub biz_opaque_callback_data: Option<String>,
 }
 
 /// The `status` of a [`StatusUpdate`].
@@ -477,6 +480,8 @@ struct RawStatus {
     timestamp: Option<Value>,
     recipient_id: Option<String>,
     errors: Option<Vec<RawError>>,
+    /// Kept as any value so an odd type drops only this field, not the status.
+    biz_opaque_callback_data: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -761,6 +766,10 @@ fn to_status_update(raw: &Value, phone_number_id: Option<String>) -> Result<Stat
             .flatten()
             .map(ApiErrorInfo::from)
             .collect(),
+        biz_opaque_callback_data: match status.biz_opaque_callback_data {
+            Some(Value::String(data)) => Some(data),
+            _ => None,
+        },
         id: status.id,
     })
 }

@@ -72,6 +72,33 @@ async fn send_returns_the_wamid_and_posts_the_exact_request() {
 }
 
 #[tokio::test]
+async fn send_with_callback_data_carries_it_and_refuses_more_than_512_characters() {
+    let graph = FakeGraph::start().await;
+    let client = client_for(&graph, DEFAULT_TOKEN);
+    let sent = client
+        .send_with_callback_data(
+            PHONE_NUMBER_ID,
+            ANIKA,
+            &hello(),
+            None,
+            Some("flowbot-outbox-9"),
+        )
+        .await;
+    assert!(sent.is_ok(), "{sent:?}");
+    assert_eq!(
+        graph.messages(),
+        vec![hello().to_request_json_with_callback_data(ANIKA, None, Some("flowbot-outbox-9"))]
+    );
+
+    let too_long = "x".repeat(513);
+    let refused = client
+        .send_with_callback_data(PHONE_NUMBER_ID, ANIKA, &hello(), None, Some(&too_long))
+        .await;
+    assert!(matches!(refused, Err(SendError::Invalid(_))), "{refused:?}");
+    assert_eq!(graph.messages().len(), 1, "nothing sent");
+}
+
+#[tokio::test]
 async fn mark_read_is_recorded_apart_from_sends() {
     let graph = FakeGraph::start().await;
     let client = client_for(&graph, DEFAULT_TOKEN);

@@ -151,6 +151,26 @@ fn customer_data_is_carried_verbatim_as_json_strings() {
 }
 
 #[test]
+fn callback_data_is_added_only_when_given() {
+    let message = OutboundMessage::text("Hi");
+    assert_eq!(
+        message.to_request_json_with_callback_data(ANIKA, None, None),
+        message.to_request_json(ANIKA, None)
+    );
+    let with = message.to_request_json_with_callback_data(
+        ANIKA,
+        Some(TEXT_WAMID),
+        Some("flowbot-outbox-42"),
+    );
+    assert_eq!(with["biz_opaque_callback_data"], "flowbot-outbox-42");
+    let mut without = with.clone();
+    if let Some(object) = without.as_object_mut() {
+        object.remove("biz_opaque_callback_data");
+    }
+    assert_eq!(without, message.to_request_json(ANIKA, Some(TEXT_WAMID)));
+}
+
+#[test]
 fn template_without_parameters_has_no_components() {
     let message = OutboundMessage::Template {
         name: "hello_world".into(),

@@ -514,6 +514,33 @@ fn status_fixtures_parse() {
     }
 }
 
+#[test]
+fn statuses_carry_the_echoed_callback_data_when_present() {
+    assert_eq!(
+        parse("status_sent.json").statuses[0].biz_opaque_callback_data,
+        None
+    );
+    let with = |data: &str| {
+        let text = String::from_utf8(fixture("status_sent.json")).unwrap_or_default();
+        let body = text.replacen(
+            "\"status\": \"sent\",",
+            &format!("\"status\": \"sent\", \"biz_opaque_callback_data\": {data},"),
+            1,
+        );
+        let notification = parse_notification(body.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(notification.statuses.len(), 1, "{data}");
+        notification.statuses[0].biz_opaque_callback_data.clone()
+    };
+    assert_eq!(
+        with("\"flowbot-outbox-7\"").as_deref(),
+        Some("flowbot-outbox-7")
+    );
+    // An odd type drops only the field, not the status.
+    assert_eq!(with("42"), None);
+    assert_eq!(with("null"), None);
+    assert_eq!(with("{}"), None);
+}
+
 // ------------------------------------------------------------------------------------------------
 // Tolerance: unknown shapes are kept, bad items skipped, non-notifications rejected, never a panic.
 
