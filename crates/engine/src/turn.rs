@@ -749,7 +749,16 @@ impl Turn {
 
     fn send_message_text(&mut self, text: String, options: &Options) {
         let mut parts = split_text(&text, flowbot_flow::limits::TEXT);
-        let last = parts.pop().unwrap_or_default();
+        let mut last = parts.pop().unwrap_or_default();
+        // A message with buttons or a list carries at most 1,024 characters; the text before
+        // that goes out as plain text first.
+        if !matches!(options, Options::None)
+            && last.chars().count() > flowbot_flow::limits::INTERACTIVE_BODY
+        {
+            let mut tail = split_text(&last, flowbot_flow::limits::INTERACTIVE_BODY);
+            last = tail.pop().unwrap_or_default();
+            parts.extend(tail);
+        }
         for part in parts {
             self.outbound.push(Outbound::Text { body: part });
         }

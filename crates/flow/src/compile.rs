@@ -420,6 +420,20 @@ impl Compiler<'_> {
     ) -> Message {
         let text_path = format!("{path}/text");
         self.check_text_length(&text_path, text);
+        let length = text.chars().count();
+        if (buttons.is_some() || list.is_some()) && length > limits::INTERACTIVE_BODY {
+            let d = self.error(
+                &text_path,
+                format!(
+                    "the text has {length} characters; with buttons or a list WhatsApp allows {}",
+                    limits::INTERACTIVE_BODY
+                ),
+            );
+            Self::hint(
+                d,
+                "put the long part in a `say` step before, and keep the question short",
+            );
+        }
         let text = self.template_or_literal(&text_path, text);
         let options = match (buttons, list) {
             (Some(_), Some(_)) => {

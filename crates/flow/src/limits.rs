@@ -3,6 +3,8 @@
 
 /// Characters in a text message body.
 pub const TEXT: usize = 4096;
+/// Characters in the body of a message with buttons or a list.
+pub const INTERACTIVE_BODY: usize = 1024;
 /// Reply buttons in one message.
 pub const BUTTONS: usize = 3;
 /// Characters in a button title.

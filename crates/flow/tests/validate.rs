@@ -272,3 +272,12 @@ fn api_request_mistakes_are_load_errors() {
         &[(6, 17, "error", "response path")],
     );
 }
+
+#[test]
+fn a_question_with_options_is_at_most_1024_characters() {
+    let long = "x".repeat(1100);
+    check(
+        &format!("flow: x\nsteps:\n  - id: a\n    ask:\n      text: {long}\n      buttons: [A, B]\n    save: v\n"),
+        &[(5, 7, "error", "with buttons or a list WhatsApp allows 1024")],
+    );
+}

@@ -289,7 +289,13 @@ pub fn interpret(request: &ApiRequest, result: &HttpResult) -> Answer {
             }
         }
     }
-    if let Some((_, first)) = request.save.first() {
+    // `empty` looks at the first path into the body; `$error`, `$status`, `$headers.*` and `$body`
+    // are always there and say nothing about whether the API found something.
+    let first_body_path = request
+        .save
+        .iter()
+        .find(|(_, path)| matches!(path, flowbot_flow::path::ResponsePath::Json { .. }));
+    if let Some((_, first)) = first_body_path {
         if first
             .read(&answer.view())
             .is_none_or(|v| crate::value_is_empty_list(&v))
