@@ -37,6 +37,8 @@ pub const DEFAULT_MAX_RESPONSE: u64 = 1024 * 1024;
 
 /// Loads and compiles one flow file. `file` is how diagnostics name it.
 pub fn load_flow(file: &str, source: &str) -> LoadedFlow {
+    // Editors on Windows save UTF-8 with a byte order mark; YAML does not expect one.
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let definition: FlowDef = match crate::yaml::from_str(source) {
         Ok(definition) => definition,
         Err(error) => {
@@ -1004,6 +1006,38 @@ impl Compiler<'_> {
         for (index, step) in flow.steps.iter().enumerate() {
             for name in read_variables(step) {
                 let root = name.split('.').next().unwrap_or(&name);
+                if root == "secrets" && !matches!(step.kind, StepKind::ApiRequest(_)) {
+                    let path = format!("steps/{index}/{}", step.kind.name());
+                    let d = self.error(
+                        &path,
+                        format!("step `{}` reads `{name}`: secrets are only available to api_request steps", step.id),
+                    );
+                    Self::hint(d, "a secret must never reach a customer or a variable; use it in an api_request's url, headers, auth, query or body");
+                    continue;
+                }
+                if let Some(field) = name
+                    .strip_prefix("contact.")
+                    .or_else(|| name.strip_prefix("flow."))
+                {
+                    let known: &[&str] = if root == "contact" {
+                        &["phone", "name"]
+                    } else {
+                        &["name"]
+                    };
+                    if !known.contains(&field) {
+                        let path = format!("steps/{index}/{}", step.kind.name());
+                        let d = self.warning(
+                            &path,
+                            format!("step `{}` reads `{name}`, which does not exist", step.id),
+                        );
+                        let hint = match did_you_mean(field, known.iter().copied()) {
+                            Some(best) => format!("did you mean `{root}.{best}`?"),
+                            None => format!("`{root}` has: {}", known.join(", ")),
+                        };
+                        Self::hint(d, hint);
+                    }
+                    continue;
+                }
                 if BUILTIN_ROOTS.contains(&root)
                     || defined.contains(root)
                     || flow.vars.contains_key(root)

@@ -281,3 +281,31 @@ fn a_question_with_options_is_at_most_1024_characters() {
         &[(5, 7, "error", "with buttons or a list WhatsApp allows 1024")],
     );
 }
+
+#[test]
+fn secrets_are_refused_outside_api_requests_and_builtin_typos_are_warned() {
+    check(
+        "flow: x\nsteps:\n  - id: a\n    say: \"token {{secrets.tok}}\"\n",
+        &[(
+            4,
+            5,
+            "error",
+            "secrets are only available to api_request steps",
+        )],
+    );
+    check(
+        "flow: x\nsteps:\n  - id: a\n    say: \"Hi {{contact.nmae}}\"\n",
+        &[(
+            4,
+            5,
+            "warning",
+            "reads `contact.nmae`, which does not exist",
+        )],
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_ignored() {
+    let diagnostics = check("\u{feff}flow: bom\nsteps:\n  - id: a\n    say: hi\n", &[]);
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+}
