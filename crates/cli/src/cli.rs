@@ -167,7 +167,8 @@ pub enum ZohoCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ConversationsCommand {
-    /// Every stored conversation.
+    /// Conversations in progress (waiting for an answer, or with a person); finished ones keep
+    /// their transcript for `show` and `export`.
     List {
         #[command(flatten)]
         db: DatabaseArg,
@@ -220,7 +221,8 @@ pub struct ChatArgs {
     #[arg(long, short)]
     pub verbose: bool,
     /// Keep the conversation (and its transcript) in this SQLite database across runs; Zoho
-    /// connections are read from it too.
-    #[arg(long, env = "FLOWBOT_DATABASE_URL")]
+    /// connections are read from it too. Never taken from FLOWBOT_DATABASE_URL: a chat should not
+    /// write into a production database by accident.
+    #[arg(long)]
     pub database: Option<String>,
 }

@@ -154,6 +154,13 @@ pub(crate) fn compile(
                 .as_deref()
                 .and_then(|b| ctx.ctx_duration(&format!("{path}/retry/backoff"), b))
                 .unwrap_or(Duration::from_millis(500));
+            if backoff > Duration::from_secs(30) {
+                ctx.ctx_value_error(
+                    &format!("{path}/retry/backoff"),
+                    "a retry backoff above 30s".into(),
+                    Some("a customer is waiting for the answer; use at most 30s".into()),
+                );
+            }
             (retry.attempts.min(5), backoff)
         }
     };

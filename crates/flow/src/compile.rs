@@ -85,6 +85,20 @@ fn yaml_diagnostic(file: &str, error: &serde_yaml::Error) -> Diagnostic {
         diagnostic = diagnostic.with_hint(
             "check the shape of this value against the README's reference (or `flowbot schema`)",
         );
+    } else if message.contains("cannot start any token") {
+        diagnostic = diagnostic.with_hint(
+            "a tab, or a value starting with @ or `: YAML indents with spaces only, and such values need quotes",
+        );
+    } else if message.contains("tab character") {
+        diagnostic =
+            diagnostic.with_hint("YAML indents with spaces only: replace the tabs with spaces");
+    } else if message.contains("expected '-' indicator")
+        || message.contains("mapping values are not allowed")
+        || message.contains("did not find expected key")
+    {
+        diagnostic = diagnostic.with_hint(
+            "check this line's indentation against the lines above (steps are `  - id: ...`, their keys 4 spaces in)",
+        );
     }
     diagnostic
 }
@@ -301,6 +315,16 @@ impl Compiler<'_> {
     }
 
     fn check_misplaced_keys(&mut self, path: &str, def: &StepDef, kind: &StepKind) {
+        if matches!(kind, StepKind::End(_) | StepKind::Handoff(_))
+            && (def.next.is_some() || def.goto.is_some())
+        {
+            let key = if def.next.is_some() { "next" } else { "goto" };
+            let d = self.error(
+                &format!("{path}/{key}"),
+                format!("`{key}` after a `{}` step never runs", kind.name()),
+            );
+            Self::hint(d, "the conversation ends here; remove it");
+        }
         let takes_save = matches!(
             kind,
             StepKind::Ask(_) | StepKind::ApiRequest(_) | StepKind::ZohoSearch(_)
@@ -384,6 +408,18 @@ impl Compiler<'_> {
     fn duration(&mut self, path: &str, text: &str) -> Option<Duration> {
         match humantime::parse_duration(text.trim()) {
             Ok(duration) if !duration.is_zero() => Some(duration),
+            Ok(_) => {
+                let at = self.positions().value(path);
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        self.file,
+                        at,
+                        format!("`{text}` is zero; it must be more than 0"),
+                    )
+                    .with_hint("for example 30m or 4h"),
+                );
+                None
+            }
             _ => {
                 let at = self.positions().value(path);
                 self.diagnostics.push(
@@ -488,12 +524,15 @@ impl Compiler<'_> {
             .iter()
             .map(|def| match def {
                 ButtonDef::Title(title) => Choice {
-                    id: slug(title),
+                    id: slug_or(title, "button"),
                     title: title.clone(),
                     description: None,
                 },
                 ButtonDef::Full(full) => Choice {
-                    id: full.id.clone().unwrap_or_else(|| slug(&full.title)),
+                    id: full
+                        .id
+                        .clone()
+                        .unwrap_or_else(|| slug_or(&full.title, "button")),
                     title: full.title.clone(),
                     description: None,
                 },
@@ -558,7 +597,7 @@ impl Compiler<'_> {
                     }
                 }
                 let choice = Choice {
-                    id: row.id.clone().unwrap_or_else(|| slug(&row.title)),
+                    id: row.id.clone().unwrap_or_else(|| slug_or(&row.title, "row")),
                     title: row.title.clone(),
                     description: row.description.clone(),
                 };
@@ -1170,6 +1209,21 @@ pub fn normalize_keyword(text: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
         .to_lowercase()
+}
+
+/// The id from a title, or `fallback` plus a number when the title has no letters or digits (an
+/// emoji): `👍` → `button_1f44d`.
+fn slug_or(title: &str, fallback: &str) -> String {
+    let slug = slug(title);
+    if !slug.is_empty() {
+        return slug;
+    }
+    let code: String = title
+        .chars()
+        .take(3)
+        .map(|c| format!("{:x}", c as u32))
+        .collect();
+    format!("{fallback}_{code}")
 }
 
 /// The id a button or row gets from its title: `Order status` → `order_status`.

@@ -75,7 +75,11 @@ pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).clamp(1, 2);
+    let length = word.chars().count();
+    if length < 3 {
+        return None;
+    }
+    let limit = (length / 3).clamp(1, 2);
     candidates
         .into_iter()
         .map(|candidate| (strsim::damerau_levenshtein(word, candidate), candidate))

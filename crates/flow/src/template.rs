@@ -101,7 +101,7 @@ impl Template {
         let compiled = handlebars::Template::compile(&normalized).map_err(|error| {
             let (line, column) = error.pos().unwrap_or((1, 1));
             TemplateError {
-                message: format!("template syntax: {}", error.reason()),
+                message: "template syntax error: a `{{...}}` placeholder or a `{{#if}}...{{/if}}` block is not complete or not valid here".into(),
                 line,
                 column,
                 hint: Some(

@@ -309,3 +309,40 @@ fn a_byte_order_mark_is_ignored() {
     let diagnostics = check("\u{feff}flow: bom\nsteps:\n  - id: a\n    say: hi\n", &[]);
     assert!(diagnostics.is_empty(), "{diagnostics:?}");
 }
+
+#[test]
+fn small_mistakes_get_clear_messages() {
+    check(
+        "flow: x\nsteps:\n  - id: a\n    end: Bye\n    next: a\n",
+        &[(5, 5, "error", "`next` after a `end` step never runs")],
+    );
+    check(
+        "flow: x\nsteps:\n  - id: c\n    api_request:\n      url: \"https://api.example.com/x\"\n      retry: { attempts: 1, backoff: 1h }\n",
+        &[(6, 38, "error", "a retry backoff above 30s")],
+    );
+    check(
+        "flow: x\nsession_timeout: 0s\nsteps:\n  - id: a\n    say: hi\n",
+        &[(2, 18, "error", "must be more than 0")],
+    );
+    let tab = check(
+        "flow: x\nsteps:\n\t- id: a\n",
+        &[(3, 1, "error", "cannot start any token")],
+    );
+    assert!(
+        tab[0].hint.as_deref().is_some_and(|h| h.contains("spaces")),
+        "{tab:?}"
+    );
+    let emoji = check("flow: x\nsteps:\n  - id: a\n    say:\n      text: Like it?\n      buttons: [\"👍\", \"👎\"]\n", &[]);
+    assert!(
+        emoji.is_empty(),
+        "emoji-only titles get ids of their own: {emoji:?}"
+    );
+    let template = check(
+        "flow: x\nsteps:\n  - id: a\n    say: \"{{#if x}} open\"\n",
+        &[(4, 10, "error", "template syntax error")],
+    );
+    assert!(
+        !template[0].message.contains("expression, html_expression"),
+        "{template:?}"
+    );
+}

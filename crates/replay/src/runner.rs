@@ -151,6 +151,13 @@ async fn run_replay(replay: &ReplayFile, base: &Path) -> Result<Vec<String>, Str
         let started = engine.start_turn(conversation.clone(), &contact, &inbound);
         let result = drive(started, &effects).await;
         let mut turn_failures = compare_replies(&turn.bot, &result.outbound);
+        if !turn_failures.is_empty() && result.outbound.is_empty() {
+            for event in &result.trace {
+                if let TraceEvent::Silent { reason } = event {
+                    turn_failures.push(format!("(the bot said nothing: {reason})"));
+                }
+            }
+        }
         turn_failures.extend(fakes.take_failures());
         vars = vars_after(vars, &result.trace, result.conversation.as_ref());
         if let Some(expected) = &turn.vars {

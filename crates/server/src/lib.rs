@@ -70,9 +70,9 @@ pub enum ServerError {
     #[error("configuration: {0}")]
     Config(#[from] ConfigError),
     /// Display lists every diagnostic, as `flowbot validate` prints them.
-    #[error("{0}")]
+    #[error(transparent)]
     Flows(#[from] FlowsError),
-    #[error("database: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(
         "FLOWBOT_WHATSAPP_APP_SECRET is not set, so webhook signatures cannot be checked: refusing to \

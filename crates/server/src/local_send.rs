@@ -100,7 +100,7 @@ pub async fn send_local(message: &LocalMessage) -> Result<LocalSendReport, Local
     let wamid = new_wamid();
     let body = text_notification(
         &message.from,
-        message.name.as_deref().unwrap_or(&message.from),
+        message.name.as_deref().unwrap_or(""),
         &message.text,
         &wamid,
         Utc::now().timestamp(),

@@ -152,6 +152,23 @@ pub async fn run(args: ChatArgs) -> Result<ExitCode> {
         if args.verbose {
             for event in &result.trace {
                 println!("  · {}", event.describe());
+                if let flowbot_engine::TraceEvent::Http(call) = event {
+                    for (name, value) in &call.request_headers {
+                        println!("      > {name}: {value}");
+                    }
+                    if let Some(body) = &call.request_body {
+                        println!("      > {}", shorten(body));
+                    }
+                    if let Some(body) = &call.response_body {
+                        println!("      < {}", shorten(body));
+                    }
+                }
+            }
+        }
+        // With --fakes, a request no fake answers is a mistake in the fakes file: say so.
+        if let ChatEffects::Fakes(fakes) = &effects {
+            for failure in fakes.fakes.take_failures() {
+                eprintln!("fakes: {failure}");
             }
         }
         for message in &result.outbound {
@@ -201,4 +218,13 @@ pub async fn run(args: ChatArgs) -> Result<ExitCode> {
         store.close().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line of at most 300 characters, for `-v`.
+fn shorten(text: &str) -> String {
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
 }

@@ -18,18 +18,18 @@ use flowbot_replay::format::{
 };
 use flowbot_store::{TranscriptEntry, TranscriptEvent};
 
-use super::state::open_store;
+use super::state::open_existing_store;
 use crate::cli::ConversationsCommand;
 use crate::flow_files::read_flow_sources;
 
 pub async fn run(command: ConversationsCommand) -> Result<ExitCode> {
     match command {
         ConversationsCommand::List { db } => {
-            let store = open_store(&db.database).await?;
+            let store = open_existing_store(&db.database).await?;
             let conversations = store.list_conversations().await?;
             store.close().await;
             if conversations.is_empty() {
-                println!("no conversations");
+                println!("no conversations in progress (finished ones keep their transcript: `flowbot conversations show PHONE`)");
             }
             for c in conversations {
                 println!(
@@ -46,7 +46,7 @@ pub async fn run(command: ConversationsCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ConversationsCommand::Show { phone, db } => {
-            let store = open_store(&db.database).await?;
+            let store = open_existing_store(&db.database).await?;
             let events = store.transcript(&phone, None).await?;
             store.close().await;
             if events.is_empty() {
@@ -64,7 +64,7 @@ pub async fn run(command: ConversationsCommand) -> Result<ExitCode> {
             flows,
             db,
         } => {
-            let store = open_store(&db.database).await?;
+            let store = open_existing_store(&db.database).await?;
             let events = store.transcript(&phone, since).await?;
             store.close().await;
             if events.is_empty() {

@@ -4,13 +4,13 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::state::open_store;
+use super::state::open_existing_store;
 use crate::cli::HandoffCommand;
 
 pub async fn run(command: HandoffCommand) -> Result<ExitCode> {
     match command {
         HandoffCommand::Release { phone, db } => {
-            let store = open_store(&db.database).await?;
+            let store = open_existing_store(&db.database).await?;
             let released = store.release_handoff("whatsapp", &phone).await?;
             store.close().await;
             if released {

@@ -20,7 +20,14 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         config.database_url = database;
     }
     if args.check {
-        let report = flowbot_server::check(&config)?;
+        let report = match flowbot_server::check(&config) {
+            Ok(report) => report,
+            Err(flowbot_server::ServerError::Flows(error)) => {
+                println!("{error}");
+                return Ok(ExitCode::from(1));
+            }
+            Err(error) => return Err(error.into()),
+        };
         for warning in &report.warnings {
             println!("{warning}");
         }

@@ -13,6 +13,11 @@ pub async fn run(paths: &[PathBuf]) -> Result<ExitCode> {
     } else {
         paths.to_vec()
     };
+    for path in &paths {
+        if !path.exists() {
+            anyhow::bail!("{} does not exist", path.display());
+        }
+    }
     let files = find_replay_files(&paths)?;
     if files.is_empty() {
         anyhow::bail!(

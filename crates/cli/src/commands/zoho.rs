@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Result};
 use flowbot_zoho::{ConnectRequest, DataCentre, Secret};
 
-use super::state::{open_store, zoho_client};
+use super::state::{open_existing_store, open_store, zoho_client};
 use crate::cli::ZohoCommand;
 
 pub async fn run(command: ZohoCommand) -> Result<ExitCode> {
@@ -43,7 +43,7 @@ pub async fn run(command: ZohoCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ZohoCommand::Status { db } => {
-            let store = open_store(&db.database).await?;
+            let store = open_existing_store(&db.database).await?;
             let client = zoho_client(&store, &db.database)?;
             let statuses = client.status().await.map_err(|e| anyhow!("{e}"))?;
             store.close().await;
@@ -76,7 +76,7 @@ pub async fn run(command: ZohoCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ZohoCommand::Refresh { name, db } => {
-            let store = open_store(&db.database).await?;
+            let store = open_existing_store(&db.database).await?;
             let client = zoho_client(&store, &db.database)?;
             let status = client.refresh(&name).await.map_err(|e| anyhow!("{e}"))?;
             store.close().await;
@@ -87,7 +87,7 @@ pub async fn run(command: ZohoCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ZohoCommand::Disconnect { name, db } => {
-            let store = open_store(&db.database).await?;
+            let store = open_existing_store(&db.database).await?;
             let client = zoho_client(&store, &db.database)?;
             let report = client.disconnect(&name).await.map_err(|e| anyhow!("{e}"))?;
             store.close().await;
