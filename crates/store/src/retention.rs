@@ -42,7 +42,7 @@ pub(crate) async fn prune_chunk(
     conn: &mut SqliteConnection,
     cutoffs: Cutoffs,
 ) -> Result<Chunk, StoreError> {
-    let transcript_deleted =
+    let transcript =
         transcript::prune_chunk(conn, &time_text(cutoffs.transcript_before), CHUNK).await?;
     let inbox_deleted = sqlx::query(
         "DELETE FROM inbox WHERE id IN (
@@ -55,7 +55,7 @@ pub(crate) async fn prune_chunk(
     .rows_affected();
     let limit = CHUNK.unsigned_abs();
     Ok(Chunk {
-        deleted: transcript_deleted + inbox_deleted,
-        finished: transcript_deleted < limit && inbox_deleted < limit,
+        deleted: transcript.events + inbox_deleted,
+        finished: transcript.rows < limit && inbox_deleted < limit,
     })
 }

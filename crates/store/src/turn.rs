@@ -1,15 +1,15 @@
 //! The commit of one turn, all or nothing: the inbox row becomes `done`, the conversation is saved
 //! (or deleted when it ended), the contact's last inbound time moves to the message's timestamp,
-//! the outbound messages become pending outbox rows, and the transcript gets the inbound message,
-//! each outbound message and each trace event. The writer runs it inside one savepoint, so a
+//! the outbound messages become pending outbox rows, and the transcript gets one row holding the
+//! inbound message, the outbound messages and the trace events. The writer runs it inside one savepoint, so a
 //! failure at any step leaves no trace of the turn and the message is processed again.
 //!
 //! The inbox row is updated first: a turn for a row that is missing or already finished is refused
 //! before anything else is written, so a message can never produce its replies twice.
 //!
 //! [`EncodedTurn`] does the JSON encoding in the caller's task; the writer then runs five
-//! statements per turn (inbox, conversation, contact, one multi-row insert each for outbox and
-//! transcript), because every statement is a round trip to the database thread.
+//! statements per turn (inbox, conversation, contact, a multi-row insert for the outbox, one
+//! transcript row), because every statement is a round trip to the database thread.
 
 use chrono::{DateTime, Utc};
 use flowbot_engine::Outbound;
@@ -18,9 +18,8 @@ use sqlx::SqliteConnection;
 use crate::codec::{time_text, to_json};
 use crate::conversations::EncodedConversation;
 use crate::outbox::NewOutbox;
-use crate::transcript::NewEntry;
 use crate::{contacts, conversations, inbox, outbox, transcript};
-use crate::{OutboxRow, StoreError, TranscriptEntry, TurnCommit};
+use crate::{OutboxRow, StoreError, TurnCommit};
 
 /// A [`TurnCommit`] with its values encoded for the database.
 pub(crate) struct EncodedTurn {
@@ -32,8 +31,10 @@ pub(crate) struct EncodedTurn {
     conversation: Option<EncodedConversation>,
     outbound: Vec<Outbound>,
     outbound_json: Vec<String>,
-    /// Transcript entries after the inbound one (which the writer takes from the inbox row).
-    entries: Vec<NewEntry>,
+    /// The trace events as one JSON array (the inbound message comes from the inbox row).
+    trace_json: String,
+    /// Transcript events of the turn: the inbound message, the outbound ones, the trace events.
+    events: usize,
     now: DateTime<Utc>,
 }
 
@@ -44,20 +45,8 @@ impl EncodedTurn {
             .iter()
             .map(|message| to_json(message, "an outbound message"))
             .collect::<Result<Vec<_>, _>>()?;
-        let outbound_entries = commit
-            .outbound
-            .iter()
-            .map(|message| TranscriptEntry::Outbound {
-                message: message.clone(),
-            });
-        let trace_entries = commit
-            .trace
-            .into_iter()
-            .map(|event| TranscriptEntry::Trace { event });
-        let entries = outbound_entries
-            .chain(trace_entries)
-            .map(|entry| NewEntry::new(&entry))
-            .collect::<Result<Vec<_>, _>>()?;
+        let trace_json = to_json(&commit.trace, "the trace")?;
+        let events = 1 + commit.outbound.len() + commit.trace.len();
         Ok(EncodedTurn {
             inbox_id: commit.inbox_id,
             conversation: commit
@@ -71,7 +60,8 @@ impl EncodedTurn {
             contact_name: commit.contact.name,
             outbound: commit.outbound,
             outbound_json,
-            entries,
+            trace_json,
+            events,
             now: commit.now,
         })
     }
@@ -120,16 +110,20 @@ pub(crate) async fn commit_turn(
     };
     let rows = outbox::insert(conn, &target, &turn.outbound, &turn.outbound_json).await?;
 
-    // The inbound entry is assembled from the stored JSON, not decoded and encoded again.
-    let inbound = NewEntry::inbound(&inbound_message, &inbound_contact);
-    let entries: Vec<&NewEntry> = std::iter::once(&inbound).chain(&turn.entries).collect();
-    let event = transcript::EventKey {
+    // The entry is assembled from the stored and encoded JSON, not decoded and encoded again.
+    let entry = transcript::turn_entry(
+        &inbound_message,
+        &inbound_contact,
+        &turn.outbound_json,
+        &turn.trace_json,
+    );
+    let key = transcript::TurnKey {
         channel: &turn.channel,
         phone: &turn.phone,
-        inbox_id: Some(turn.inbox_id),
+        inbox_id: turn.inbox_id,
         at: turn.now,
     };
-    transcript::insert(conn, &event, &entries).await?;
+    transcript::insert_turn(conn, &key, &entry, turn.events).await?;
 
     Ok(rows)
 }

@@ -165,7 +165,9 @@ async fn pruning_drops_old_transcripts_but_keeps_dedupe_keys_seven_days() {
         "inbound + 2 outbound + 2 trace events of the old turn"
     );
     assert_eq!(db.count("SELECT COUNT(*) FROM inbox").await, 3);
-    assert_eq!(db.count("SELECT COUNT(*) FROM transcript").await, 4);
+    // The recent turn is one row holding its four events.
+    assert_eq!(db.count("SELECT COUNT(*) FROM transcript").await, 1);
+    assert_eq!(db.count("SELECT SUM(events) FROM transcript").await, 4);
     let again = db
         .store
         .insert_inbound(vec![inbound("wamid.done", PHONE, "hi", at(0))])

@@ -93,6 +93,109 @@ async fn a_turn_commits_conversation_contact_outbox_transcript_and_done() {
     );
 }
 
+/// A database written before turns were stored as one row holds one row per event: those are read
+/// as they were, in order with the newer one-row turns, and pruning counts events in both.
+#[tokio::test]
+async fn per_event_rows_of_older_databases_still_read_beside_turn_rows() {
+    let db = open_store().await;
+    let old = insert_one(&db.store, "wamid.old", PHONE, at(0)).await;
+    let old_turn = turn(old, PHONE, &["Old reply"], at(1));
+    let mut entries = vec![
+        (
+            "inbound",
+            serde_json::to_string(&TranscriptEntry::Inbound {
+                message: common::inbound("wamid.old", PHONE, "hi", at(0)).message,
+                contact: old_turn.contact.clone(),
+            }),
+        ),
+        (
+            "outbound",
+            serde_json::to_string(&TranscriptEntry::Outbound {
+                message: old_turn.outbound[0].clone(),
+            }),
+        ),
+    ];
+    for event in &old_turn.trace {
+        entries.push((
+            "trace",
+            serde_json::to_string(&TranscriptEntry::Trace {
+                event: event.clone(),
+            }),
+        ));
+    }
+    let mut raw = db.raw().await;
+    for (kind, entry) in entries {
+        // The columns of migration 0001 only, as an older version wrote them.
+        sqlx::query(
+            "INSERT INTO transcript (channel, phone, inbox_id, at, kind, entry)
+             VALUES (?, ?, ?, '2024-05-01T09:00:01.000000000Z', ?, ?)",
+        )
+        .bind(CHANNEL)
+        .bind(PHONE)
+        .bind(old)
+        .bind(kind)
+        .bind(entry.expect("encodes"))
+        .execute(&mut raw)
+        .await
+        .expect("old row");
+    }
+    let new = insert_one(&db.store, "wamid.new", PHONE, at(2)).await;
+    db.store
+        .commit_turn(turn(new, PHONE, &["New one", "New two"], at(3)))
+        .await
+        .expect("commit");
+
+    let transcript = db.store.transcript(PHONE, None).await.expect("read");
+    let seen: Vec<(Option<i64>, String)> = transcript
+        .iter()
+        .map(|event| {
+            let what = match &event.entry {
+                TranscriptEntry::Inbound { message, .. } => format!("in {}", message.id),
+                TranscriptEntry::Outbound { message } => format!("out {message:?}"),
+                TranscriptEntry::Trace { .. } => "trace".into(),
+            };
+            (event.inbox_id, what)
+        })
+        .collect();
+    let text = |body: &str| format!("{:?}", Outbound::Text { body: body.into() });
+    assert_eq!(
+        seen,
+        vec![
+            (Some(old), "in wamid.old".into()),
+            (Some(old), format!("out {}", text("Old reply"))),
+            (Some(old), "trace".into()),
+            (Some(old), "trace".into()),
+            (Some(new), "in wamid.new".into()),
+            (Some(new), format!("out {}", text("New one"))),
+            (Some(new), format!("out {}", text("New two"))),
+            (Some(new), "trace".into()),
+            (Some(new), "trace".into()),
+        ]
+    );
+    assert_eq!(transcript[0].at, at(1));
+    assert_eq!(transcript[8].at, at(3));
+    assert_eq!(
+        db.store
+            .transcript(PHONE, Some(at(2)))
+            .await
+            .expect("read")
+            .len(),
+        5,
+        "only the new turn"
+    );
+
+    // Both turns' inbox rows are younger than seven days: only transcript events go.
+    let now = chrono::Utc::now();
+    assert_eq!(db.store.prune_at(at(2), now).await.expect("prune"), 4);
+    assert_eq!(db.store.prune_at(at(4), now).await.expect("prune"), 5);
+    assert!(db
+        .store
+        .transcript(PHONE, None)
+        .await
+        .expect("read")
+        .is_empty());
+}
+
 /// Nothing of a turn is visible after a write in its middle failed: here the first transcript
 /// insert (after the inbox, conversation, contact and outbox writes) is made to fail by a trigger.
 #[tokio::test]
