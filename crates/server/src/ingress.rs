@@ -186,6 +186,7 @@ async fn accept(state: &AppState, notification: Notification) -> Result<(), Stat
                         business_id: new.business_id,
                         contact: new.contact,
                         message: new.message,
+                        resumed: false,
                     };
                     if !state.workers.dispatch(job).await {
                         tracing::warn!(

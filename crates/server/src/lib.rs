@@ -61,7 +61,7 @@ pub use crate::reload::{load_flows, FlowsError, LoadedFlows};
 
 use crate::reload::LiveFlows;
 use crate::sender::{spawn_sender, Outlet, SendItem, SenderConfig, SenderTask};
-use crate::worker::{spawn_workers, InboxJob, WorkerContext, WorkerPool, MAX_TOTAL_ATTEMPTS};
+use crate::worker::{spawn_workers, tried_too_often, InboxJob, WorkerContext, WorkerPool};
 
 /// Why the server could not start or stopped with an error. Messages name the setting to fix and
 /// never contain a secret.
@@ -261,7 +261,7 @@ impl Server {
         let unfinished = store.unfinished_inbox().await?;
         let unfinished_count = unfinished.len();
         for row in unfinished {
-            if row.attempts >= MAX_TOTAL_ATTEMPTS {
+            if tried_too_often(row.attempts) {
                 tracing::error!(
                     inbox_id = row.id,
                     attempts = row.attempts,

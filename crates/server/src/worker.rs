@@ -6,7 +6,8 @@
 //! ingress hands over each inbox row right after its insert commits (a batch sorted by message
 //! timestamp first); at start-up the store's unfinished rows are fed the same way.
 //!
-//! A turn: `mark_processing`, load the conversation (from a bounded per-worker cache, written
+//! A turn: `mark_processing` when it was resumed at start-up (a fresh message's turn writes nothing
+//! before its commit), load the conversation (from a bounded per-worker cache, written
 //! through on every commit; a worker owns its contacts, so the cache needs no lock), start the turn,
 //! drive it with the effect handler, `commit_turn`, and hand the new outbox rows to the sender. A
 //! turn that fails on the store is retried a few times, then its row is marked failed; a worker
@@ -31,8 +32,17 @@ use crate::sender::{SendItem, SenderHandle};
 
 /// Tries of one turn before its inbox row is marked failed.
 pub const MAX_TURN_ATTEMPTS: u32 = 3;
-/// A row that was already tried this often (over restarts) is marked failed instead of run again.
+/// A message's turn runs at most this often over restarts; start-up marks a row failed instead of
+/// running it again ([`tried_too_often`]).
 pub const MAX_TOTAL_ATTEMPTS: u32 = 5;
+
+/// Whether start-up gives up on an unfinished inbox row with these `attempts` instead of running
+/// it again. Only turns resumed at start-up count an attempt (`mark_processing`); the first turn,
+/// dispatched by the ingress, does not write before its commit, so it is counted here as one more.
+/// A message whose turn stops the process thus runs MAX_TOTAL_ATTEMPTS times in all.
+pub fn tried_too_often(attempts: u32) -> bool {
+    attempts.saturating_add(1) >= MAX_TOTAL_ATTEMPTS
+}
 
 /// One inbound message to process.
 #[derive(Clone, Debug)]
@@ -42,6 +52,9 @@ pub struct InboxJob {
     pub business_id: String,
     pub contact: Contact,
     pub message: Inbound,
+    /// Read back from the inbox at start-up (the process stopped before its turn committed): the
+    /// turn counts its attempt (`mark_processing`) before it runs.
+    pub resumed: bool,
 }
 
 /// Hands jobs to the worker that owns the contact. Cheap to clone.
@@ -141,6 +154,7 @@ impl WorkerPool {
     }
 }
 
+/// A row read back from the store: a resumed job.
 impl From<InboxRow> for InboxJob {
     fn from(row: InboxRow) -> Self {
         InboxJob {
@@ -149,6 +163,7 @@ impl From<InboxRow> for InboxJob {
             business_id: row.business_id,
             contact: row.contact,
             message: row.message,
+            resumed: true,
         }
     }
 }
@@ -219,7 +234,12 @@ where
     async fn run_turn(&mut self, job: &InboxJob) -> Result<(), StoreError> {
         let started = Instant::now();
         let store = &self.context.store;
-        store.mark_processing(job.inbox_id).await?;
+        // A fresh message's turn writes nothing before its commit (`commit_turn` refuses a row
+        // already done or failed). Only a turn resumed at start-up counts its attempt first, so a
+        // message whose turn stops the process is given up after MAX_TOTAL_ATTEMPTS runs.
+        if job.resumed {
+            store.mark_processing(job.inbox_id).await?;
+        }
         let conversation = match self.cache.get(&job.channel, &job.contact.phone) {
             Some(cached) => cached,
             None => {
@@ -348,6 +368,24 @@ mod tests {
             .map(|n| queue_index("whatsapp", &format!("9198200{n:05}"), 8))
             .collect();
         assert!(spread.len() > 4, "contacts should spread over queues");
+    }
+
+    /// A message whose turn stops the process every time: the ingress runs it once (no attempt
+    /// counted), then each start resumes it (one attempt counted per run) until start-up gives up.
+    #[test]
+    fn a_message_that_stops_the_process_runs_max_total_attempts_times() {
+        let mut attempts = 0;
+        let mut runs = 1;
+        let mut starts = 0;
+        while !tried_too_often(attempts) {
+            starts += 1;
+            attempts += 1;
+            runs += 1;
+            assert!(starts < 100, "start-up never gives up");
+        }
+        assert_eq!(runs, MAX_TOTAL_ATTEMPTS);
+        assert_eq!(starts, MAX_TOTAL_ATTEMPTS - 1);
+        assert!(!tried_too_often(0), "a row never resumed runs");
     }
 
     #[test]

@@ -371,6 +371,54 @@ async fn after_a_crash_only_unfinished_messages_and_unsent_replies_come_back() {
     assert_eq!(unsent, vec![rows[1].id], "the sent reply is not sent again");
 }
 
+/// The server writes nothing before a fresh message's turn: the turn commits a pending row
+/// directly. Only a turn resumed after a crash counts an attempt (`mark_processing`), and that
+/// count survives the next crash, so start-up can give up on a message that keeps stopping the
+/// process; reading the unfinished rows counts nothing.
+#[tokio::test]
+async fn a_fresh_turn_needs_no_processing_mark_and_resumed_attempts_survive_crashes() {
+    let db = open_store().await;
+    let fresh = insert_one(&db.store, "wamid.fresh", PHONE, at(0)).await;
+    db.store
+        .commit_turn(turn(fresh, PHONE, &["Hi"], at(1)))
+        .await
+        .expect("a pending row commits");
+
+    let poison = insert_one(&db.store, "wamid.poison", "919820000002", at(2)).await;
+    let path = db.path.clone();
+    // The ingress's run stops the process: nothing was counted.
+    drop(db.store);
+    for start in 1..=3_u32 {
+        let store = common::open_at(&path).await;
+        let rows = store.unfinished_inbox().await.expect("read");
+        let rows_again = store.unfinished_inbox().await.expect("read");
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].id, rows[0].attempts), (poison, start - 1));
+        assert_eq!(rows_again[0].attempts, start - 1, "reading counts nothing");
+        // The resumed turn counts its attempt, then the process stops again.
+        store.mark_processing(poison).await.expect("processing");
+        drop(store);
+    }
+    let store = common::open_at(&path).await;
+    let rows = store.unfinished_inbox().await.expect("read");
+    assert_eq!(
+        (rows[0].state, rows[0].attempts),
+        (InboxState::Processing, 3)
+    );
+    store
+        .commit_turn(turn(poison, "919820000002", &["At last"], at(3)))
+        .await
+        .expect("a processing row commits");
+    let again = store
+        .commit_turn(turn(poison, "919820000002", &["Twice"], at(4)))
+        .await
+        .expect_err("done");
+    assert_eq!(
+        again,
+        flowbot_store::StoreError::Conflict(format!("inbox row {poison} is already done"))
+    );
+}
+
 #[tokio::test]
 async fn variables_round_trip_exactly() {
     let db = open_store().await;
