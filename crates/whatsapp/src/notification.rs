@@ -114,46 +114,38 @@ pub fn status(
     if let (Some(data), Some(object)) = (biz_opaque_callback_data, update.as_object_mut()) {
         object.insert("biz_opaque_callback_data".into(), json!(data));
     }
-    let body = json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": business.waba_id,
-            "changes": [{
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {
-                        "display_phone_number": business.display_phone_number,
-                        "phone_number_id": business.phone_number_id
-                    },
-                    "statuses": [update]
-                },
-                "field": "messages"
-            }]
-        }]
-    });
-    let mut bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
-    bytes.push(b'\n');
-    bytes
+    wrap(business, json!({ "statuses": [update] }))
 }
 
 /// Wraps one message in the notification envelope.
 fn envelope(business: &Business<'_>, sender: &Sender<'_>, message: Value) -> Vec<u8> {
+    wrap(
+        business,
+        json!({
+            "contacts": [{ "profile": { "name": sender.name }, "wa_id": sender.from }],
+            "messages": [message]
+        }),
+    )
+}
+
+/// The notification envelope around a change's `contacts`/`messages` or `statuses`, pretty-printed
+/// with a final newline like the documented samples.
+fn wrap(business: &Business<'_>, fields: Value) -> Vec<u8> {
+    let mut value = json!({
+        "messaging_product": "whatsapp",
+        "metadata": {
+            "display_phone_number": business.display_phone_number,
+            "phone_number_id": business.phone_number_id
+        }
+    });
+    if let (Some(value), Value::Object(fields)) = (value.as_object_mut(), fields) {
+        value.extend(fields);
+    }
     let body = json!({
         "object": "whatsapp_business_account",
         "entry": [{
             "id": business.waba_id,
-            "changes": [{
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {
-                        "display_phone_number": business.display_phone_number,
-                        "phone_number_id": business.phone_number_id
-                    },
-                    "contacts": [{ "profile": { "name": sender.name }, "wa_id": sender.from }],
-                    "messages": [message]
-                },
-                "field": "messages"
-            }]
+            "changes": [{ "value": value, "field": "messages" }]
         }]
     });
     let mut bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
