@@ -66,6 +66,14 @@ async fn find_replies(
     state: &AppState,
     query: &RepliesQuery,
 ) -> Result<RepliesAnswer, flowbot_store::StoreError> {
+    // Whether the message waits is read before the transcript: a turn committing between the two
+    // reads then shows in the transcript, instead of the message being in neither.
+    let waiting = state
+        .store
+        .unfinished_inbox()
+        .await?
+        .iter()
+        .any(|row| row.message.id == query.wamid);
     let events = state.store.transcript(&query.phone, None).await?;
     let inbound_at = events.iter().position(|event| {
         matches!(&event.entry, TranscriptEntry::Inbound { message, .. } if message.id == query.wamid)
@@ -90,12 +98,6 @@ async fn find_replies(
             replies,
         });
     }
-    let waiting = state
-        .store
-        .unfinished_inbox()
-        .await?
-        .iter()
-        .any(|row| row.message.id == query.wamid);
     Ok(RepliesAnswer {
         wamid: query.wamid.clone(),
         state: if waiting {
