@@ -580,10 +580,19 @@ async fn mark_started(context: &SendContext, row: &OutboxRow) -> bool {
 /// True when the contact's last inbound message is more than 24 hours old. Unknown contacts and
 /// store errors count as open (the Cloud API then decides, with 131047).
 async fn window_closed(context: &SendContext, row: &OutboxRow) -> bool {
+    // A reply to a message less than a day old is inside the window: the contact's last inbound
+    // time is at least that message's. Only older ones (a backlog, a restart) need the read.
+    let now = Utc::now().timestamp();
+    if row
+        .answers_message_at
+        .is_some_and(|at| window::is_open(at.timestamp(), now))
+    {
+        return false;
+    }
     match context.store.contact(&row.channel, &row.phone).await {
         Ok(Some(contact)) => contact
             .last_inbound_at
-            .is_some_and(|at| !window::is_open(at.timestamp(), Utc::now().timestamp())),
+            .is_some_and(|at| !window::is_open(at.timestamp(), now)),
         Ok(None) => false,
         Err(error) => {
             tracing::warn!(%error, "could not read the contact's window; sending anyway");

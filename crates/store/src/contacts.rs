@@ -3,35 +3,27 @@
 //! only by the turn commit; the last inbound time never moves backwards when messages are processed
 //! out of order.
 
-use sqlx::{SqliteConnection, SqlitePool};
+use rusqlite::{params, Connection};
+use sqlx::SqlitePool;
 
 use crate::codec::{parse_optional_time, time_text};
 use crate::{ContactRow, StoreError};
 
 /// Records a contact and its latest inbound message time (`message_at`, RFC 3339 text as stored in
 /// the inbox). A missing name keeps the known one.
-pub(crate) async fn upsert(
-    conn: &mut SqliteConnection,
+pub(crate) fn upsert(
+    conn: &Connection,
     channel: &str,
     phone: &str,
     name: Option<&str>,
     message_at: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO contacts (channel, phone, name, last_inbound_at, updated_at) VALUES (?, ?, ?, ?, ?)
+    conn.prepare_cached("INSERT INTO contacts (channel, phone, name, last_inbound_at, updated_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (channel, phone) DO UPDATE SET
              name = COALESCE(excluded.name, contacts.name),
              last_inbound_at = MAX(COALESCE(contacts.last_inbound_at, ''), excluded.last_inbound_at),
-             updated_at = excluded.updated_at",
-    )
-    .bind(channel)
-    .bind(phone)
-    .bind(name)
-    .bind(message_at)
-    .bind(time_text(now))
-    .execute(&mut *conn)
-    .await?;
+             updated_at = excluded.updated_at")?.execute(params![channel, phone, name, message_at, time_text(now)])?;
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 //! `release_handoff`; read when a turn starts and by `flowbot conversations list`.
 
 use flowbot_engine::Conversation;
-use sqlx::{SqliteConnection, SqlitePool};
+use rusqlite::{params, Connection};
+use sqlx::SqlitePool;
 
 use crate::codec::{enum_name, from_json, parse_enum, parse_time, time_text, to_json, to_u32};
 use crate::{ConversationSummary, StoreError};
@@ -36,13 +37,13 @@ impl EncodedConversation {
     }
 }
 
-pub(crate) async fn upsert(
-    conn: &mut SqliteConnection,
+pub(crate) fn upsert(
+    conn: &Connection,
     channel: &str,
     phone: &str,
     conversation: &EncodedConversation,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO conversations (channel, phone, flow, step, status, vars, attempts,
                                     started_at, updated_at, expires_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -50,49 +51,40 @@ pub(crate) async fn upsert(
              flow = excluded.flow, step = excluded.step, status = excluded.status,
              vars = excluded.vars, attempts = excluded.attempts, started_at = excluded.started_at,
              updated_at = excluded.updated_at, expires_at = excluded.expires_at",
-    )
-    .bind(channel)
-    .bind(phone)
-    .bind(&conversation.flow)
-    .bind(&conversation.step)
-    .bind(&conversation.status)
-    .bind(&conversation.vars)
-    .bind(conversation.attempts)
-    .bind(&conversation.started_at)
-    .bind(&conversation.updated_at)
-    .bind(&conversation.expires_at)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![
+        channel,
+        phone,
+        &conversation.flow,
+        &conversation.step,
+        &conversation.status,
+        &conversation.vars,
+        conversation.attempts,
+        &conversation.started_at,
+        &conversation.updated_at,
+        &conversation.expires_at
+    ])?;
     Ok(())
 }
 
-pub(crate) async fn delete(
-    conn: &mut SqliteConnection,
-    channel: &str,
-    phone: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM conversations WHERE channel = ? AND phone = ?")
-        .bind(channel)
-        .bind(phone)
-        .execute(&mut *conn)
-        .await?;
+pub(crate) fn delete(conn: &Connection, channel: &str, phone: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM conversations WHERE channel = ? AND phone = ?")?
+        .execute(params![channel, phone])?;
     Ok(())
 }
 
 /// Deletes the contact's conversation if it is handed off; true when there was one.
-pub(crate) async fn release_handoff(
-    conn: &mut SqliteConnection,
+pub(crate) fn release_handoff(
+    conn: &Connection,
     channel: &str,
     phone: &str,
 ) -> Result<bool, StoreError> {
-    let deleted = sqlx::query(
-        "DELETE FROM conversations WHERE channel = ? AND phone = ? AND status = 'handoff'",
-    )
-    .bind(channel)
-    .bind(phone)
-    .execute(&mut *conn)
-    .await?;
-    Ok(deleted.rows_affected() > 0)
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM conversations WHERE channel = ? AND phone = ? AND status = 'handoff'",
+        )?
+        .execute(params![channel, phone])?;
+    Ok(deleted > 0)
 }
 
 #[derive(sqlx::FromRow)]

@@ -3,16 +3,12 @@
 //! insert (`ON CONFLICT DO NOTHING`) without a read first. Rows move pending → processing → done
 //! (by the turn commit) or failed; start-up reads the unfinished ones back in message order.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use rusqlite::{params, Connection, OptionalExtension};
+use sqlx::SqlitePool;
 
 use crate::codec::{from_json, parse_enum, parse_time, time_text, to_json, to_u32};
 use crate::{InboxRow, InsertOutcome, NewInbound, StoreError};
-
-/// Rows per INSERT statement (SQLite allows 32766 bound values; a row has 11).
-const ROWS_PER_INSERT: usize = 500;
 
 /// An inbound message with its JSON already encoded, so the single writer only binds values.
 pub(crate) struct EncodedInbound {
@@ -43,102 +39,91 @@ impl EncodedInbound {
 
 /// Inserts the messages; a known provider id is a `Duplicate`, also a second copy within the
 /// batch. Outcomes are in the order of `batch`.
-pub(crate) async fn insert(
-    conn: &mut SqliteConnection,
+pub(crate) fn insert(
+    conn: &Connection,
     batch: &[EncodedInbound],
     received_at: DateTime<Utc>,
 ) -> Result<Vec<InsertOutcome>, StoreError> {
     let received_at = time_text(received_at);
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for chunk in batch.chunks(ROWS_PER_INSERT) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO inbox (provider_message_id, channel, business_id, phone, contact_name, contact,
-                                message, message_at, state, attempts, received_at, updated_at) ",
-        );
-        insert.push_values(chunk, |mut row, inbound| {
-            row.push_bind(&inbound.provider_message_id)
-                .push_bind(&inbound.channel)
-                .push_bind(&inbound.business_id)
-                .push_bind(&inbound.phone)
-                .push_bind(&inbound.contact_name)
-                .push_bind(&inbound.contact)
-                .push_bind(&inbound.message)
-                .push_bind(&inbound.message_at)
-                .push_bind("pending")
-                .push_bind(0_i64)
-                .push_bind(&received_at)
-                .push_bind(&received_at);
-        });
-        insert.push(
-            " ON CONFLICT (channel, provider_message_id) DO NOTHING
-              RETURNING id, channel, provider_message_id",
-        );
-        // RETURNING gives rows in no particular order: match them back by key. Of two copies in
-        // one batch, the first is the one inserted.
-        let inserted: Vec<(i64, String, String)> =
-            insert.build_query_as().fetch_all(&mut *conn).await?;
-        let mut ids: HashMap<(String, String), i64> = inserted
-            .into_iter()
-            .map(|(id, channel, provider_message_id)| ((channel, provider_message_id), id))
-            .collect();
-        for inbound in chunk {
-            let key = (inbound.channel.clone(), inbound.provider_message_id.clone());
-            outcomes.push(match ids.remove(&key) {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO inbox (provider_message_id, channel, business_id, phone, contact_name, contact,
+                            message, message_at, state, attempts, received_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, ?9)
+         ON CONFLICT (channel, provider_message_id) DO NOTHING
+         RETURNING id",
+    )?;
+    batch
+        .iter()
+        .map(|inbound| {
+            let id: Option<i64> = insert
+                .query_row(
+                    params![
+                        inbound.provider_message_id,
+                        inbound.channel,
+                        inbound.business_id,
+                        inbound.phone,
+                        inbound.contact_name,
+                        inbound.contact,
+                        inbound.message,
+                        inbound.message_at,
+                        received_at,
+                    ],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(match id {
                 Some(id) => InsertOutcome::Inserted(id),
                 None => InsertOutcome::Duplicate,
-            });
-        }
-    }
-    Ok(outcomes)
+            })
+        })
+        .collect()
 }
 
-pub(crate) async fn mark_processing(
-    conn: &mut SqliteConnection,
+/// Marks a row as being processed (attempts + 1); an error when it is missing or finished.
+pub(crate) fn mark_processing(
+    conn: &Connection,
     inbox_id: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let updated = sqlx::query(
-        "UPDATE inbox SET state = 'processing', attempts = attempts + 1, updated_at = ?
-         WHERE id = ? AND state IN ('pending', 'processing')",
-    )
-    .bind(time_text(now))
-    .bind(inbox_id)
-    .execute(&mut *conn)
-    .await?;
-    if updated.rows_affected() == 0 {
-        return Err(not_open(conn, inbox_id).await);
+    let updated = conn
+        .prepare_cached(
+            "UPDATE inbox SET state = 'processing', attempts = attempts + 1, updated_at = ?
+             WHERE id = ? AND state IN ('pending', 'processing')",
+        )?
+        .execute(params![time_text(now), inbox_id])?;
+    if updated == 0 {
+        return Err(not_open(conn, inbox_id));
     }
     Ok(())
 }
 
-pub(crate) async fn mark_failed(
-    conn: &mut SqliteConnection,
+/// Marks a row as failed with a reason; an error when it is missing or finished.
+pub(crate) fn mark_failed(
+    conn: &Connection,
     inbox_id: i64,
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let updated = sqlx::query(
-        "UPDATE inbox SET state = 'failed', last_error = ?, updated_at = ?
-         WHERE id = ? AND state IN ('pending', 'processing')",
-    )
-    .bind(error)
-    .bind(time_text(now))
-    .bind(inbox_id)
-    .execute(&mut *conn)
-    .await?;
-    if updated.rows_affected() == 0 {
-        return Err(not_open(conn, inbox_id).await);
+    let updated = conn
+        .prepare_cached(
+            "UPDATE inbox SET state = 'failed', last_error = ?, updated_at = ?
+             WHERE id = ? AND state IN ('pending', 'processing')",
+        )?
+        .execute(params![error, time_text(now), inbox_id])?;
+    if updated == 0 {
+        return Err(not_open(conn, inbox_id));
     }
     Ok(())
 }
 
-/// Why an inbox row could not move on: it is missing or already finished.
-pub(crate) async fn not_open(conn: &mut SqliteConnection, inbox_id: i64) -> StoreError {
-    let state: Result<Option<String>, sqlx::Error> =
-        sqlx::query_scalar("SELECT state FROM inbox WHERE id = ?")
-            .bind(inbox_id)
-            .fetch_optional(&mut *conn)
-            .await;
+/// Why a write to an inbox row that must be open changed nothing: `Conflict` when the row is
+/// finished, `NotFound` when there is none.
+pub(crate) fn not_open(conn: &Connection, inbox_id: i64) -> StoreError {
+    let state: Result<Option<String>, rusqlite::Error> = conn
+        .query_row("SELECT state FROM inbox WHERE id = ?", [inbox_id], |row| {
+            row.get(0)
+        })
+        .optional();
     match state {
         Ok(Some(state)) => StoreError::Conflict(format!("inbox row {inbox_id} is already {state}")),
         Ok(None) => StoreError::NotFound(format!("there is no inbox row {inbox_id}")),

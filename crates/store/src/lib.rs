@@ -1,4 +1,5 @@
-//! SQLite storage for flowbot, through sqlx: the only crate that holds SQL.
+//! SQLite storage for flowbot: the only crate that holds SQL. Reads and migrations go through
+//! sqlx; writes through rusqlite on the writer thread (see `writer` for why).
 //!
 //! What it keeps: contacts (24-hour window), conversations, the inbox (unique provider message id),
 //! the outbox (keyed by inbox row + sequence, with delivery status), transcript events, and Zoho
@@ -6,7 +7,7 @@
 //! the 24-hour window check and the periodic `prune` belong to the server; the store records.
 //!
 //! The runtime model (see `docs/` and the design): **one writer, group commit**. Every write goes to
-//! a single task that owns the write connection. It takes whatever requests have queued (up to
+//! a single thread that owns the write connection. It takes whatever requests have queued (up to
 //! `max_batch`), runs them in one `BEGIN IMMEDIATE` transaction with a savepoint per request, commits
 //! once and only then answers each caller. So a write that returned `Ok` is durable, a failing
 //! request rolls back alone, and concurrent writers never see `database is locked`. Reads use a
@@ -21,7 +22,8 @@
 //!
 //! Modules, one job each:
 //! - `open`: database locations, connection pragmas, pools and the embedded migrations.
-//! - `writer`: the single writer task and its group commit.
+//! - `writer`: the single writer thread and its group commit.
+//! - `checkpoint`: WAL checkpoints on a thread of their own, off the writer's path.
 //! - `codec`: how values become columns (timestamps, JSON, enum names).
 //! - `inbox`: recording inbound messages, their states, start-up recovery.
 //! - `turn`: the all-or-nothing commit of one turn.
@@ -33,6 +35,7 @@
 //! - `key`: the encryption key (environment or key file) and sealing.
 //! - `tokens`: [`SqliteTokenStore`], the encrypted Zoho token store with its refresh lease.
 
+mod checkpoint;
 mod codec;
 mod contacts;
 mod conversations;
@@ -186,6 +189,10 @@ pub struct OutboxRow {
     /// When a send attempt first started ([`Store::mark_send_started`]). On a row still pending or
     /// held it means Graph may have accepted the message already: see [`OutboxRow::is_uncertain`].
     pub attempt_started_at: Option<DateTime<Utc>>,
+    /// The time of the inbound message this row answers, on rows just returned by
+    /// [`Store::commit_turn`] (`None` on rows read back). The contact's 24-hour window is open at
+    /// least until a day after it, so a sender can skip reading the contact.
+    pub answers_message_at: Option<DateTime<Utc>>,
 }
 
 impl OutboxRow {
@@ -237,7 +244,7 @@ pub struct ContactRow {
     pub last_inbound_at: Option<DateTime<Utc>>,
 }
 
-/// The SQLite store. Cheap to clone: clones share the reader pool and the writer task.
+/// The SQLite store. Cheap to clone: clones share the reader pool and the writer thread.
 #[derive(Clone, Debug)]
 pub struct Store {
     inner: Arc<StoreInner>,
@@ -248,6 +255,8 @@ struct StoreInner {
     location: Location,
     readers: SqlitePool,
     writer: Writer,
+    /// For `sqlite::memory:`: the temporary folder of its file, removed with the store.
+    _temporary: Option<tempfile::TempDir>,
 }
 
 impl Store {
@@ -255,13 +264,14 @@ impl Store {
     /// embedded migrations.
     pub async fn open(location: &str, options: StoreOptions) -> Result<Store, StoreError> {
         let location = Location::parse(location)?;
-        let pools = open::open_pools(&location, &options).await?;
-        let writer = Writer::spawn(pools.writer, options.max_batch);
+        let opened = open::open(&location, &options).await?;
+        let writer = Writer::spawn(opened.writer, Some(opened.checkpointer), options.max_batch)?;
         Ok(Store {
             inner: Arc::new(StoreInner {
                 location,
-                readers: pools.readers,
+                readers: opened.readers,
                 writer,
+                _temporary: opened.temporary,
             }),
         })
     }
@@ -288,9 +298,7 @@ impl Store {
         let received_at = Utc::now();
         self.inner
             .writer
-            .write(move |conn| {
-                Box::pin(async move { inbox::insert(conn, &encoded, received_at).await })
-            })
+            .write(move |conn| inbox::insert(conn, &encoded, received_at))
             .await
     }
 
@@ -305,9 +313,7 @@ impl Store {
         let now = Utc::now();
         self.inner
             .writer
-            .write(move |conn| {
-                Box::pin(async move { inbox::mark_processing(conn, inbox_id, now).await })
-            })
+            .write(move |conn| inbox::mark_processing(conn, inbox_id, now))
             .await
     }
 
@@ -318,9 +324,7 @@ impl Store {
         let error = error.to_owned();
         self.inner
             .writer
-            .write(move |conn| {
-                Box::pin(async move { inbox::mark_failed(conn, inbox_id, &error, now).await })
-            })
+            .write(move |conn| inbox::mark_failed(conn, inbox_id, &error, now))
             .await
     }
 
@@ -341,7 +345,7 @@ impl Store {
         let encoded = turn::EncodedTurn::new(commit)?;
         self.inner
             .writer
-            .write(move |conn| Box::pin(async move { turn::commit_turn(conn, &encoded).await }))
+            .write(move |conn| turn::commit_turn(conn, &encoded))
             .await
     }
 
@@ -365,9 +369,7 @@ impl Store {
         let now = Utc::now();
         self.inner
             .writer
-            .write(move |conn| {
-                Box::pin(async move { outbox::mark_send_started(conn, outbox_id, now).await })
-            })
+            .write(move |conn| outbox::mark_send_started(conn, outbox_id, now))
             .await
     }
 
@@ -383,11 +385,7 @@ impl Store {
         let provider_message_id = provider_message_id.to_owned();
         self.inner
             .writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    outbox::confirm_sent(conn, outbox_id, &provider_message_id, now).await
-                })
-            })
+            .write(move |conn| outbox::confirm_sent(conn, outbox_id, &provider_message_id, now))
             .await
     }
 
@@ -401,11 +399,7 @@ impl Store {
         let provider_message_id = provider_message_id.to_owned();
         self.inner
             .writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    outbox::mark_sent(conn, outbox_id, &provider_message_id, now).await
-                })
-            })
+            .write(move |conn| outbox::mark_sent(conn, outbox_id, &provider_message_id, now))
             .await
     }
 
@@ -421,11 +415,7 @@ impl Store {
         let error = error.to_owned();
         self.inner
             .writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    outbox::mark_send_error(conn, outbox_id, state, &error, now).await
-                })
-            })
+            .write(move |conn| outbox::mark_send_error(conn, outbox_id, state, &error, now))
             .await
     }
 
@@ -446,16 +436,13 @@ impl Store {
         self.inner
             .writer
             .write(move |conn| {
-                Box::pin(async move {
-                    outbox::record_delivery_status(
-                        conn,
-                        &provider_message_id,
-                        &status,
-                        error.as_deref(),
-                        now,
-                    )
-                    .await
-                })
+                outbox::record_delivery_status(
+                    conn,
+                    &provider_message_id,
+                    &status,
+                    error.as_deref(),
+                    now,
+                )
             })
             .await
     }
@@ -489,11 +476,7 @@ impl Store {
         let phone = phone.to_owned();
         self.inner
             .writer
-            .write(move |conn| {
-                Box::pin(
-                    async move { conversations::release_handoff(conn, &channel, &phone).await },
-                )
-            })
+            .write(move |conn| conversations::release_handoff(conn, &channel, &phone))
             .await
     }
 
@@ -517,9 +500,7 @@ impl Store {
             let chunk = self
                 .inner
                 .writer
-                .write(move |conn| {
-                    Box::pin(async move { retention::prune_chunk(conn, cutoffs).await })
-                })
+                .write(move |conn| retention::prune_chunk(conn, cutoffs))
                 .await?;
             deleted += chunk.deleted;
             if chunk.finished {
@@ -556,6 +537,12 @@ impl Store {
 
     pub(crate) fn writer(&self) -> &Writer {
         &self.inner.writer
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Database(error.to_string())
     }
 }
 

@@ -1,22 +1,22 @@
 //! Opening the database: where it is ([`Location`]: a file path or a `sqlite:` URL), how each
-//! connection is set up (WAL, `synchronous`, busy timeout, foreign keys), the two pools (one
-//! connection for the writer task, several for readers) and the embedded migrations.
+//! connection is set up (WAL, `synchronous`, busy timeout, foreign keys), the write connection (one,
+//! driven by the writer thread), the reader pool and the embedded migrations.
 //!
 //! A new database file is created with owner-only permissions (0600 on unix) before SQLite opens
 //! it; SQLite gives its `-wal` and `-shm` files the same permissions.
 //!
-//! An in-memory database (`sqlite::memory:`) lives as long as its connections, and each new
-//! connection would see an empty database of its own, so it uses a single pool of one connection
-//! that is never closed while the store runs: the writer and the readers take turns on it.
+//! An in-memory database (`sqlite::memory:`) is a private temporary file instead, removed when the
+//! store is dropped: SQLite's in-memory databases belong to one connection, and the store needs a
+//! write connection and readers that see the same data.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+use crate::checkpoint::Checkpointer;
 use crate::{StoreError, StoreOptions};
 
 /// The database `flowbot serve` uses when none is configured: `flowbot.db` in the working folder.
@@ -81,45 +81,87 @@ impl std::fmt::Display for Location {
     }
 }
 
-/// The writer's pool (one connection) and the readers' pool.
-pub(crate) struct Pools {
-    pub(crate) writer: SqlitePool,
+/// The open database: the write connection for the writer thread, the reader pool, and for
+/// `sqlite::memory:` the temporary folder holding the file (removed on drop).
+pub(crate) struct Opened {
+    pub(crate) writer: rusqlite::Connection,
+    pub(crate) checkpointer: Checkpointer,
     pub(crate) readers: SqlitePool,
+    pub(crate) temporary: Option<tempfile::TempDir>,
 }
 
-/// Creates the file when missing, connects both pools and runs the migrations.
-pub(crate) async fn open_pools(
+pub(crate) async fn open(
     location: &Location,
     options: &StoreOptions,
-) -> Result<Pools, StoreError> {
-    let connect = match location {
+) -> Result<Opened, StoreError> {
+    let (path, temporary) = match location {
+        Location::File(path) => (path.clone(), None),
         Location::Memory => {
-            let connect = SqliteConnectOptions::from_str("sqlite::memory:")?;
-            let pool = single_connection_pool(configure(connect, options)).await?;
-            migrate(&pool, location).await?;
-            return Ok(Pools {
-                writer: pool.clone(),
-                readers: pool,
-            });
-        }
-        Location::File(path) => {
-            create_private_file(path)?;
-            configure(SqliteConnectOptions::new().filename(path), options)
+            let folder = tempfile::Builder::new()
+                .prefix("flowbot-memory-")
+                .tempdir()
+                .map_err(|error| {
+                    StoreError::Database(format!(
+                        "cannot create a temporary folder for sqlite::memory: {error}"
+                    ))
+                })?;
+            (folder.path().join("flowbot.db"), Some(folder))
         }
     };
-    let writer = single_connection_pool(connect.clone())
+    create_private_file(&path)?;
+    let connect = configure(SqliteConnectOptions::new().filename(&path), options);
+    // Migrations run on a connection of their own, closed before the writer opens its own.
+    let migrations = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(connect.clone())
         .await
         .map_err(|error| {
             StoreError::Database(format!("cannot open the database {location}: {error}"))
         })?;
-    migrate(&writer, location).await?;
+    let migrated = migrate(&migrations, location).await;
+    migrations.close().await;
+    migrated?;
+    let writer = write_connection(&path, options).map_err(|error| {
+        StoreError::Database(format!("cannot open the database {location}: {error}"))
+    })?;
+    let checkpointer = Checkpointer::spawn(&path, BUSY_TIMEOUT)?;
     let readers = SqlitePoolOptions::new()
         .max_connections(options.max_readers.max(1))
         .min_connections(0)
-        // Readers never write: a stray write through them is an error, not a second writer.
         .connect_with(connect.pragma("query_only", "ON"))
         .await?;
-    Ok(Pools { writer, readers })
+    Ok(Opened {
+        writer,
+        checkpointer,
+        readers,
+        temporary,
+    })
+}
+
+/// The writer thread's connection, set up like the readers (see [`configure`]).
+fn write_connection(
+    path: &Path,
+    options: &StoreOptions,
+) -> Result<rusqlite::Connection, rusqlite::Error> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let synchronous = if options.synchronous_full {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
+    // WAL is a property of the file, set when the migrations' connection opened it.
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Checkpoints run on their own thread (`checkpoint`), not inside the writer's commits.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // The pages a turn touches (index pages by phone and time, spread over the file) stay cached:
+    // 16 MiB instead of SQLite's 2 MiB default.
+    conn.pragma_update(None, "cache_size", -16_384)?;
+    // Every statement the writer runs is prepared once and kept.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
 }
 
 fn configure(connect: SqliteConnectOptions, options: &StoreOptions) -> SqliteConnectOptions {
@@ -139,17 +181,6 @@ fn configure(connect: SqliteConnectOptions, options: &StoreOptions) -> SqliteCon
 }
 
 /// One connection, kept open for the life of the store.
-async fn single_connection_pool(connect: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .min_connections(1)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .connect_with(connect)
-        .await?;
-    Ok(pool)
-}
-
 async fn migrate(pool: &SqlitePool, location: &Location) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await.map_err(|error| {
         StoreError::Database(format!("migrating the database {location}: {error}"))

@@ -14,7 +14,8 @@
 
 use chrono::{DateTime, Utc};
 use flowbot_engine::Outbound;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use rusqlite::{params, Connection, OptionalExtension};
+use sqlx::SqlitePool;
 
 use crate::codec::{enum_name, from_json, parse_enum, parse_time, time_text, to_u32};
 use crate::{OutboxRow, OutboxState, StoreError};
@@ -26,12 +27,14 @@ pub(crate) struct NewOutbox<'a> {
     pub(crate) business_id: &'a str,
     pub(crate) phone: &'a str,
     pub(crate) now: DateTime<Utc>,
+    /// The inbound message's time, when known (see [`OutboxRow::answers_message_at`]).
+    pub(crate) message_at: Option<DateTime<Utc>>,
 }
 
-/// Inserts the messages (with their JSON encodings) as `pending` rows with sequence 0, 1, …, in
-/// one statement; returns the new rows.
-pub(crate) async fn insert(
-    conn: &mut SqliteConnection,
+/// Inserts the messages (with their JSON encodings) as `pending` rows with sequence 0, 1, …;
+/// returns the new rows.
+pub(crate) fn insert(
+    conn: &Connection,
     target: &NewOutbox<'_>,
     messages: &[Outbound],
     encoded: &[String],
@@ -40,36 +43,39 @@ pub(crate) async fn insert(
         return Ok(Vec::new());
     }
     let created_at = time_text(target.now);
-    let mut insert = QueryBuilder::<Sqlite>::new(
+    let mut insert = conn.prepare_cached(
         "INSERT INTO outbox (inbox_id, sequence, channel, business_id, phone, message, state,
-                             attempts, created_at, updated_at) ",
-    );
-    insert.push_values((0_i64..).zip(encoded), |mut row, (sequence, message)| {
-        row.push_bind(target.inbox_id)
-            .push_bind(sequence)
-            .push_bind(target.channel)
-            .push_bind(target.business_id)
-            .push_bind(target.phone)
-            .push_bind(message)
-            .push_bind("pending")
-            .push_bind(0_i64)
-            .push_bind(&created_at)
-            .push_bind(&created_at);
-    });
-    insert.push(" RETURNING sequence, id");
-    // RETURNING gives rows in no particular order.
-    let mut ids: Vec<(i64, i64)> = insert.build_query_as().fetch_all(&mut *conn).await?;
-    ids.sort_unstable();
+                             attempts, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7)
+         RETURNING id",
+    )?;
+    let ids = (0_i64..)
+        .zip(encoded)
+        .map(|(sequence, message)| {
+            insert.query_row(
+                params![
+                    target.inbox_id,
+                    sequence,
+                    target.channel,
+                    target.business_id,
+                    target.phone,
+                    message,
+                    created_at,
+                ],
+                |row| row.get::<_, i64>(0),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if ids.len() != messages.len() {
         return Err(StoreError::Database(format!(
-            "inserted {} outbox rows for {} messages",
+            "{} encoded outbox messages for {} messages",
             ids.len(),
             messages.len()
         )));
     }
     (0u32..)
         .zip(ids.into_iter().zip(messages))
-        .map(|(sequence, ((_, id), message))| {
+        .map(|(sequence, (id, message))| {
             Ok(OutboxRow {
                 id,
                 inbox_id: target.inbox_id,
@@ -85,6 +91,7 @@ pub(crate) async fn insert(
                 error: None,
                 created_at: target.now,
                 attempt_started_at: None,
+                answers_message_at: target.message_at,
             })
         })
         .collect()
@@ -158,29 +165,26 @@ impl Record {
             provider_message_id: self.provider_message_id,
             delivery_status: self.delivery_status,
             error: self.error,
+            answers_message_at: None,
         })
     }
 }
 
-pub(crate) async fn mark_sent(
-    conn: &mut SqliteConnection,
+pub(crate) fn mark_sent(
+    conn: &Connection,
     outbox_id: i64,
     provider_message_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let now = time_text(now);
-    let updated = sqlx::query(
-        "UPDATE outbox SET state = 'sent', provider_message_id = ?, attempts = attempts + 1,
+    let updated = conn
+        .prepare_cached(
+            "UPDATE outbox SET state = 'sent', provider_message_id = ?, attempts = attempts + 1,
                            error = NULL, sent_at = ?, updated_at = ?
          WHERE id = ?",
-    )
-    .bind(provider_message_id)
-    .bind(&now)
-    .bind(&now)
-    .bind(outbox_id)
-    .execute(&mut *conn)
-    .await?;
-    if updated.rows_affected() == 0 {
+        )?
+        .execute(params![provider_message_id, &now, &now, outbox_id])?;
+    if updated == 0 {
         return Err(StoreError::NotFound(format!(
             "there is no outbox row {outbox_id}"
         )));
@@ -189,28 +193,25 @@ pub(crate) async fn mark_sent(
 }
 
 /// Marks that a send attempt starts (the first attempt's time is kept).
-pub(crate) async fn mark_send_started(
-    conn: &mut SqliteConnection,
+pub(crate) fn mark_send_started(
+    conn: &Connection,
     outbox_id: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let now = time_text(now);
-    let updated = sqlx::query(
-        "UPDATE outbox SET attempt_started_at = COALESCE(attempt_started_at, ?), updated_at = ?
+    let updated = conn
+        .prepare_cached(
+            "UPDATE outbox SET attempt_started_at = COALESCE(attempt_started_at, ?), updated_at = ?
          WHERE id = ? AND state IN ('pending', 'held')",
-    )
-    .bind(&now)
-    .bind(&now)
-    .bind(outbox_id)
-    .execute(&mut *conn)
-    .await?;
-    if updated.rows_affected() > 0 {
+        )?
+        .execute(params![&now, &now, outbox_id])?;
+    if updated > 0 {
         return Ok(());
     }
-    let state: Option<String> = sqlx::query_scalar("SELECT state FROM outbox WHERE id = ?")
-        .bind(outbox_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let state: Option<String> = conn
+        .prepare_cached("SELECT state FROM outbox WHERE id = ?")?
+        .query_row([outbox_id], |row| row.get(0))
+        .optional()?;
     Err(match state {
         Some(state) => {
             StoreError::Conflict(format!("outbox row {outbox_id} is {state}, not to be sent"))
@@ -221,31 +222,27 @@ pub(crate) async fn mark_send_started(
 
 /// A status webhook confirmed the send of a pending or held row: it becomes sent. True when the
 /// row changed; false when it was already sent or failed.
-pub(crate) async fn confirm_sent(
-    conn: &mut SqliteConnection,
+pub(crate) fn confirm_sent(
+    conn: &Connection,
     outbox_id: i64,
     provider_message_id: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let now = time_text(now);
-    let updated = sqlx::query(
-        "UPDATE outbox SET state = 'sent', provider_message_id = ?, error = NULL, sent_at = ?,
+    let updated = conn
+        .prepare_cached(
+            "UPDATE outbox SET state = 'sent', provider_message_id = ?, error = NULL, sent_at = ?,
                            updated_at = ?
          WHERE id = ? AND state IN ('pending', 'held')",
-    )
-    .bind(provider_message_id)
-    .bind(&now)
-    .bind(&now)
-    .bind(outbox_id)
-    .execute(&mut *conn)
-    .await?;
-    if updated.rows_affected() > 0 {
+        )?
+        .execute(params![provider_message_id, &now, &now, outbox_id])?;
+    if updated > 0 {
         return Ok(true);
     }
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM outbox WHERE id = ?")
-        .bind(outbox_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let exists: Option<i64> = conn
+        .prepare_cached("SELECT id FROM outbox WHERE id = ?")?
+        .query_row([outbox_id], |row| row.get(0))
+        .optional()?;
     match exists {
         Some(_) => Ok(false),
         None => Err(StoreError::NotFound(format!(
@@ -255,8 +252,8 @@ pub(crate) async fn confirm_sent(
 }
 
 /// Records a failed send. A row already sent stays sent (it must never be sent again).
-pub(crate) async fn mark_send_error(
-    conn: &mut SqliteConnection,
+pub(crate) fn mark_send_error(
+    conn: &Connection,
     outbox_id: i64,
     state: OutboxState,
     error: &str,
@@ -267,23 +264,24 @@ pub(crate) async fn mark_send_error(
             "a send error cannot mark outbox row {outbox_id} as sent: use mark_sent"
         )));
     }
-    let updated = sqlx::query(
-        "UPDATE outbox SET state = ?, error = ?, attempts = attempts + 1, updated_at = ?
+    let updated = conn
+        .prepare_cached(
+            "UPDATE outbox SET state = ?, error = ?, attempts = attempts + 1, updated_at = ?
          WHERE id = ? AND state != 'sent'",
-    )
-    .bind(enum_name(&state, "the outbox state")?)
-    .bind(error)
-    .bind(time_text(now))
-    .bind(outbox_id)
-    .execute(&mut *conn)
-    .await?;
-    if updated.rows_affected() > 0 {
+        )?
+        .execute(params![
+            enum_name(&state, "the outbox state")?,
+            error,
+            time_text(now),
+            outbox_id
+        ])?;
+    if updated > 0 {
         return Ok(());
     }
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM outbox WHERE id = ?")
-        .bind(outbox_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let exists: Option<i64> = conn
+        .prepare_cached("SELECT id FROM outbox WHERE id = ?")?
+        .query_row([outbox_id], |row| row.get(0))
+        .optional()?;
     Err(match exists {
         Some(_) => StoreError::Conflict(format!("outbox row {outbox_id} is already sent")),
         None => StoreError::NotFound(format!("there is no outbox row {outbox_id}")),
@@ -304,32 +302,24 @@ fn status_rank(status: Option<&str>) -> u8 {
 }
 
 /// Applies a status notification; false when no outbox row has that provider message id.
-pub(crate) async fn record_delivery_status(
-    conn: &mut SqliteConnection,
+pub(crate) fn record_delivery_status(
+    conn: &Connection,
     provider_message_id: &str,
     status: &str,
     error: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let current: Option<(i64, Option<String>)> = sqlx::query_as(
-        "SELECT id, delivery_status FROM outbox WHERE provider_message_id = ? ORDER BY id LIMIT 1",
-    )
-    .bind(provider_message_id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let current: Option<(i64, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT id, delivery_status FROM outbox WHERE provider_message_id = ? ORDER BY id LIMIT 1",
+        )?
+        .query_row([provider_message_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
     let Some((outbox_id, current)) = current else {
         return Ok(false);
     };
     if status_rank(Some(status)) > status_rank(current.as_deref()) {
-        sqlx::query(
-            "UPDATE outbox SET delivery_status = ?, error = COALESCE(?, error), updated_at = ? WHERE id = ?",
-        )
-        .bind(status)
-        .bind(error)
-        .bind(time_text(now))
-        .bind(outbox_id)
-        .execute(&mut *conn)
-        .await?;
+        conn.prepare_cached("UPDATE outbox SET delivery_status = ?, error = COALESCE(?, error), updated_at = ? WHERE id = ?")?.execute(params![status, error, time_text(now), outbox_id])?;
     }
     Ok(true)
 }

@@ -5,7 +5,7 @@
 //! never keeps the writer from the webhook for long. Calling it periodically is the server's job.
 
 use chrono::{DateTime, Duration, Utc};
-use sqlx::SqliteConnection;
+use rusqlite::{params, Connection};
 
 use crate::codec::time_text;
 use crate::{transcript, StoreError};
@@ -38,21 +38,14 @@ pub(crate) struct Chunk {
     pub(crate) finished: bool,
 }
 
-pub(crate) async fn prune_chunk(
-    conn: &mut SqliteConnection,
-    cutoffs: Cutoffs,
-) -> Result<Chunk, StoreError> {
-    let transcript =
-        transcript::prune_chunk(conn, &time_text(cutoffs.transcript_before), CHUNK).await?;
-    let inbox_deleted = sqlx::query(
-        "DELETE FROM inbox WHERE id IN (
+pub(crate) fn prune_chunk(conn: &Connection, cutoffs: Cutoffs) -> Result<Chunk, StoreError> {
+    let transcript = transcript::prune_chunk(conn, &time_text(cutoffs.transcript_before), CHUNK)?;
+    let inbox_deleted = conn
+        .prepare_cached(
+            "DELETE FROM inbox WHERE id IN (
              SELECT id FROM inbox WHERE received_at < ? AND state IN ('done', 'failed') LIMIT ?)",
-    )
-    .bind(time_text(cutoffs.inbox_before))
-    .bind(CHUNK)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+        )?
+        .execute(params![time_text(cutoffs.inbox_before), CHUNK])? as u64;
     let limit = CHUNK.unsigned_abs();
     Ok(Chunk {
         deleted: transcript.events + inbox_deleted,

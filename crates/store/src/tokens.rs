@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use flowbot_zoho::{Connection, StoreError as TokenStoreError, TokenStore};
-use sqlx::SqliteConnection;
+use rusqlite::params;
 
 use crate::codec::time_text;
 use crate::key::EncryptionKey;
@@ -64,7 +64,7 @@ impl SqliteTokenStore {
         let now = time_text(Utc::now());
         self.store
             .writer()
-            .write(move |conn| Box::pin(async move { save(conn, &name, &sealed, &now).await }))
+            .write(move |conn| save(conn, &name, &sealed, &now))
             .await
     }
 
@@ -73,13 +73,9 @@ impl SqliteTokenStore {
         self.store
             .writer()
             .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query("DELETE FROM zoho_connections WHERE name = ?")
-                        .bind(&name)
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(())
-                })
+                conn.prepare_cached("DELETE FROM zoho_connections WHERE name = ?")?
+                    .execute([&name])?;
+                Ok(())
             })
             .await
     }
@@ -95,9 +91,7 @@ impl SqliteTokenStore {
         let (now, until) = (time_text(now), time_text(until));
         self.store
             .writer()
-            .write(move |conn| {
-                Box::pin(async move { acquire_lease(conn, &name, &holder, &now, &until).await })
-            })
+            .write(move |conn| acquire_lease(conn, &name, &holder, &now, &until))
             .await
     }
 
@@ -106,63 +100,43 @@ impl SqliteTokenStore {
         self.store
             .writer()
             .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE zoho_connections SET lease_holder = NULL, lease_until = NULL
-                         WHERE name = ? AND lease_holder = ?",
-                    )
-                    .bind(&name)
-                    .bind(&holder)
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok(())
-                })
+                conn.prepare_cached(
+                    "UPDATE zoho_connections SET lease_holder = NULL, lease_until = NULL
+                     WHERE name = ? AND lease_holder = ?",
+                )?
+                .execute([&name, &holder])?;
+                Ok(())
             })
             .await
     }
 }
 
-async fn save(
-    conn: &mut SqliteConnection,
+fn save(
+    conn: &rusqlite::Connection,
     name: &str,
     sealed: &[u8],
     now: &str,
 ) -> Result<(), StoreError> {
     // The lease columns are left as they are: saving the refreshed tokens does not end the lease.
-    sqlx::query(
-        "INSERT INTO zoho_connections (name, sealed, updated_at) VALUES (?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
-    )
-    .bind(name)
-    .bind(sealed)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    conn.prepare_cached("INSERT INTO zoho_connections (name, sealed, updated_at) VALUES (?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at")?.execute(params![name, sealed, now])?;
     Ok(())
 }
 
 /// Granted when nobody holds the lease, `holder` already does, or it ended at or before `now`. A
 /// lease may be taken before the connection is saved (the row then has no `sealed` value yet).
-async fn acquire_lease(
-    conn: &mut SqliteConnection,
+fn acquire_lease(
+    conn: &rusqlite::Connection,
     name: &str,
     holder: &str,
     now: &str,
     until: &str,
 ) -> Result<bool, StoreError> {
-    let granted = sqlx::query(
-        "INSERT INTO zoho_connections (name, sealed, lease_holder, lease_until, updated_at)
+    let granted = conn.prepare_cached("INSERT INTO zoho_connections (name, sealed, lease_holder, lease_until, updated_at)
          VALUES (?1, NULL, ?2, ?4, ?3)
          ON CONFLICT (name) DO UPDATE SET lease_holder = excluded.lease_holder, lease_until = excluded.lease_until
-         WHERE lease_holder IS NULL OR lease_holder = ?2 OR lease_until <= ?3",
-    )
-    .bind(name)
-    .bind(holder)
-    .bind(now)
-    .bind(until)
-    .execute(&mut *conn)
-    .await?;
-    Ok(granted.rows_affected() > 0)
+         WHERE lease_holder IS NULL OR lease_holder = ?2 OR lease_until <= ?3")?.execute(params![name, holder, now, until])?;
+    Ok(granted > 0)
 }
 
 fn token_error(error: StoreError) -> TokenStoreError {

@@ -1,15 +1,20 @@
 //! Transcript events: what came in, what went out and what each step did. A turn is stored as one
-//! row (kind `turn`) whose entry is a JSON object holding the inbound message and its contact, the
-//! outbound messages and the trace events; reading expands it back into events in the order they
-//! happened: inbound, each outbound, each trace event. Databases written before migration 0003 also
-//! hold one row per event (kind `inbound`, `outbound` or `trace`, the entry being the
-//! [`TranscriptEntry`] JSON); those are read as they are. Events are not tied to inbox rows by a
-//! foreign key, because transcripts and dedupe keys are pruned on separate schedules.
+//! row (kind `turn`) whose entry is a JSON object holding the turn's trace events; the inbound
+//! message and the outbound ones are not copied into it but read from the turn's inbox row and
+//! outbox rows (`inbox_id`), which retention keeps at least as long. Reading expands a turn back
+//! into events in the order they happened: inbound, each outbound, each trace event.
+//!
+//! Older rows are still read as they are: turn rows written between migrations 0003 and 0004 hold
+//! their own copies (`{"message", "contact", "outbound", "trace"}`), and databases written before
+//! 0003 hold one row per event (kind `inbound`, `outbound` or `trace`, the entry being the
+//! [`TranscriptEntry`] JSON). Rows are not tied to inbox rows by a foreign key: a turn whose inbox
+//! row is gone (pruned at the very edge of the retention period) reads without its inbound event.
 
 use chrono::{DateTime, Utc};
 use flowbot_engine::{Contact, Inbound, Outbound, TraceEvent};
+use rusqlite::{params, Connection};
 use serde::Deserialize;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 
 use crate::codec::{from_json, parse_time, time_text};
 use crate::{StoreError, TranscriptEntry, TranscriptEvent};
@@ -17,28 +22,22 @@ use crate::{StoreError, TranscriptEntry, TranscriptEvent};
 /// The `kind` of a row holding a whole turn.
 const TURN_KIND: &str = "turn";
 
-/// The entry of a turn row, as read back.
+/// The entry of a turn row, as read back. Only rows written before migration 0004 hold the
+/// messages themselves.
 #[derive(Deserialize)]
 struct TurnEntry {
-    message: Inbound,
-    contact: Contact,
-    outbound: Vec<Outbound>,
+    #[serde(default)]
+    message: Option<Inbound>,
+    #[serde(default)]
+    contact: Option<Contact>,
+    #[serde(default)]
+    outbound: Option<Vec<Outbound>>,
     trace: Vec<TraceEvent>,
 }
 
-/// The entry JSON of a turn row, assembled from JSON already encoded (the inbound message and
-/// contact as stored in the inbox row, each outbound message as stored in the outbox, the trace
-/// events as one array) without decoding and encoding anything again.
-pub(crate) fn turn_entry(
-    message_json: &str,
-    contact_json: &str,
-    outbound_json: &[String],
-    trace_json: &str,
-) -> String {
-    let outbound = outbound_json.join(",");
-    format!(
-        r#"{{"message":{message_json},"contact":{contact_json},"outbound":[{outbound}],"trace":{trace_json}}}"#
-    )
+/// The entry JSON of a turn row: the trace events, already encoded as one array.
+pub(crate) fn turn_entry(trace_json: &str) -> String {
+    format!(r#"{{"trace":{trace_json}}}"#)
 }
 
 /// What a turn row is stored under.
@@ -50,27 +49,41 @@ pub(crate) struct TurnKey<'a> {
 }
 
 /// Inserts one turn's row; `events` is how many transcript events it holds.
-pub(crate) async fn insert_turn(
-    conn: &mut SqliteConnection,
+pub(crate) fn insert_turn(
+    conn: &Connection,
     key: &TurnKey<'_>,
     entry: &str,
     events: usize,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO transcript (channel, phone, inbox_id, at, kind, entry, events)
          VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(key.channel)
-    .bind(key.phone)
-    .bind(key.inbox_id)
-    .bind(time_text(key.at))
-    .bind(TURN_KIND)
-    .bind(entry)
-    .bind(i64::try_from(events).unwrap_or(i64::MAX))
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![
+        key.channel,
+        key.phone,
+        key.inbox_id,
+        time_text(key.at),
+        TURN_KIND,
+        entry,
+        i64::try_from(events).unwrap_or(i64::MAX)
+    ])?;
     Ok(())
 }
+
+/// One row of the transcript read: the transcript row, and for a turn its inbox row's message
+/// and contact and one of its outbox messages (a turn with several replies comes as several rows).
+type ReadRow = (
+    i64,
+    String,
+    Option<i64>,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// The contact's events at or after `since`, oldest first.
 pub(crate) async fn read(
@@ -80,39 +93,67 @@ pub(crate) async fn read(
 ) -> Result<Vec<TranscriptEvent>, StoreError> {
     // Without `since`, the empty string sorts before every timestamp.
     let since = since.map(time_text).unwrap_or_default();
-    let records: Vec<(i64, String, Option<i64>, String, String, String)> = sqlx::query_as(
-        "SELECT id, phone, inbox_id, at, kind, entry FROM transcript
-         WHERE phone = ? AND at >= ? ORDER BY at, id",
+    let records: Vec<ReadRow> = sqlx::query_as(
+        "SELECT t.id, t.phone, t.inbox_id, t.at, t.kind, t.entry, i.message, i.contact, o.message
+         FROM transcript t
+         LEFT JOIN inbox i ON t.kind = 'turn' AND i.id = t.inbox_id
+         LEFT JOIN outbox o ON t.kind = 'turn' AND o.inbox_id = t.inbox_id
+         WHERE t.phone = ? AND t.at >= ? ORDER BY t.at, t.id, o.sequence",
     )
     .bind(phone)
     .bind(since)
     .fetch_all(readers)
     .await?;
     let mut events = Vec::with_capacity(records.len());
-    for (id, phone, inbox_id, at, kind, entry) in records {
-        let at = parse_time(&at, &format!("transcript event {id} (at)"))?;
+    let mut records = records.into_iter().peekable();
+    while let Some((id, phone, inbox_id, at, kind, entry, inbound, contact, first_reply)) =
+        records.next()
+    {
+        let what = |column: &str| format!("transcript event {id} ({column})");
+        let at = parse_time(&at, &what("at"))?;
         if kind != TURN_KIND {
             events.push(TranscriptEvent {
                 at,
-                entry: from_json(&entry, &format!("transcript event {id} (entry)"))?,
+                entry: from_json(&entry, &what("entry"))?,
                 phone,
                 inbox_id,
             });
             continue;
         }
-        let turn: TurnEntry = from_json(&entry, &format!("transcript event {id} (entry)"))?;
+        // The turn's other replies are the next rows of the same transcript row.
+        let mut replies: Vec<String> = first_reply.into_iter().collect();
+        while let Some(next) = records.next_if(|next| next.0 == id) {
+            replies.extend(next.8);
+        }
+        let turn: TurnEntry = from_json(&entry, &what("entry"))?;
         let event = |entry| TranscriptEvent {
             at,
             phone: phone.clone(),
             inbox_id,
             entry,
         };
-        events.push(event(TranscriptEntry::Inbound {
-            message: turn.message,
-            contact: turn.contact,
-        }));
+        let inbound = match (turn.message, turn.contact) {
+            (Some(message), Some(contact)) => Some((message, contact)),
+            _ => match (inbound, contact) {
+                (Some(message), Some(contact)) => Some((
+                    from_json(&message, &what("inbox message"))?,
+                    from_json(&contact, &what("inbox contact"))?,
+                )),
+                _ => None,
+            },
+        };
+        if let Some((message, contact)) = inbound {
+            events.push(event(TranscriptEntry::Inbound { message, contact }));
+        }
+        let outbound = match turn.outbound {
+            Some(outbound) => outbound,
+            None => replies
+                .iter()
+                .map(|reply| from_json(reply, &what("outbox message")))
+                .collect::<Result<_, _>>()?,
+        };
         events.extend(
-            turn.outbound
+            outbound
                 .into_iter()
                 .map(|message| event(TranscriptEntry::Outbound { message })),
         );
@@ -125,7 +166,6 @@ pub(crate) async fn read(
     Ok(events)
 }
 
-/// What one prune chunk deleted.
 pub(crate) struct Pruned {
     /// Rows (a turn's row holds several events).
     pub(crate) rows: u64,
@@ -133,20 +173,34 @@ pub(crate) struct Pruned {
     pub(crate) events: u64,
 }
 
-/// Deletes up to `limit` rows older than `before`.
-pub(crate) async fn prune_chunk(
-    conn: &mut SqliteConnection,
+/// Deletes up to `limit` rows older than `before`, oldest first.
+pub(crate) fn prune_chunk(
+    conn: &Connection,
     before: &str,
     limit: i64,
 ) -> Result<Pruned, StoreError> {
-    let events: Vec<i64> = sqlx::query_scalar(
-        "DELETE FROM transcript WHERE id IN (SELECT id FROM transcript WHERE at < ? LIMIT ?)
-         RETURNING events",
-    )
-    .bind(before)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
+    // Ids grow with time, so the old rows are the first ones: walk up from the lowest id to the
+    // first row at or after `before` (no index on `at` needed), then delete up to there.
+    let mut last_old = None;
+    {
+        let mut oldest =
+            conn.prepare_cached("SELECT id, at FROM transcript ORDER BY id LIMIT ?")?;
+        let mut rows = oldest.query([limit])?;
+        while let Some(row) = rows.next()? {
+            let at: String = row.get(1)?;
+            if at.as_str() >= before {
+                break;
+            }
+            last_old = Some(row.get::<_, i64>(0)?);
+        }
+    }
+    let Some(last_old) = last_old else {
+        return Ok(Pruned { rows: 0, events: 0 });
+    };
+    let events = conn
+        .prepare_cached("DELETE FROM transcript WHERE id <= ? RETURNING events")?
+        .query_map([last_old], |row| row.get::<_, i64>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Pruned {
         rows: events.len() as u64,
         events: events.iter().map(|n| n.unsigned_abs()).sum(),
@@ -158,42 +212,37 @@ mod tests {
     use super::*;
     use crate::codec::to_json;
 
-    /// A turn entry assembled from stored JSON reads back as the events serde would have written,
-    /// inbound first, then the outbound messages, then the trace.
+    /// A turn entry holds the trace only; an entry written between migrations 0003 and 0004, with
+    /// its own copies of the messages, still reads.
     #[test]
-    fn a_turn_entry_assembled_from_stored_json_reads_back() {
+    fn turn_entries_new_and_old_read_back() {
+        let trace = vec![TraceEvent::Step {
+            step: "greet".into(),
+            kind: "say".into(),
+        }];
+        let entry = turn_entry(&to_json(&trace, "trace").expect("encodes"));
+        assert_eq!(
+            entry,
+            r#"{"trace":[{"event":"step","step":"greet","kind":"say"}]}"#
+        );
+        let read: TurnEntry = from_json(&entry, "entry").expect("decodes");
+        assert_eq!(read.trace, trace);
+        assert!(read.message.is_none() && read.contact.is_none() && read.outbound.is_none());
+
         let message = Inbound::text("wamid.1", "hi \"there\" 🙂", chrono::Utc::now());
         let contact = Contact {
             phone: "919820000001".into(),
             name: Some("Asha".into()),
         };
-        let outbound = vec![
-            Outbound::Text { body: "one".into() },
-            Outbound::Text { body: "two".into() },
-        ];
-        let trace = vec![TraceEvent::Step {
-            step: "greet".into(),
-            kind: "say".into(),
-        }];
-        let outbound_json: Vec<String> = outbound
-            .iter()
-            .map(|m| to_json(m, "outbound").expect("encodes"))
-            .collect();
-        let entry = turn_entry(
-            &to_json(&message, "message").expect("encodes"),
-            &to_json(&contact, "contact").expect("encodes"),
-            &outbound_json,
-            &to_json(&trace, "trace").expect("encodes"),
+        let outbound = vec![Outbound::Text { body: "one".into() }];
+        let old = format!(
+            r#"{{"message":{},"contact":{},"outbound":{},"trace":[]}}"#,
+            to_json(&message, "message").expect("encodes"),
+            to_json(&contact, "contact").expect("encodes"),
+            to_json(&outbound, "outbound").expect("encodes"),
         );
-        let read: TurnEntry = from_json(&entry, "entry").expect("decodes");
-        assert_eq!((read.message, read.contact), (message, contact));
-        assert_eq!(read.outbound, outbound);
-        assert_eq!(read.trace, trace);
-
-        let empty = turn_entry("{}", "{}", &[], "[]");
-        assert_eq!(
-            empty,
-            r#"{"message":{},"contact":{},"outbound":[],"trace":[]}"#
-        );
+        let read: TurnEntry = from_json(&old, "entry").expect("decodes");
+        assert_eq!((read.message, read.contact), (Some(message), Some(contact)));
+        assert_eq!(read.outbound, Some(outbound));
     }
 }

@@ -1,21 +1,22 @@
 //! The commit of one turn, all or nothing: the inbox row becomes `done`, the conversation is saved
 //! (or deleted when it ended), the contact's last inbound time moves to the message's timestamp,
 //! the outbound messages become pending outbox rows, and the transcript gets one row holding the
-//! inbound message, the outbound messages and the trace events. The writer runs it inside one savepoint, so a
-//! failure at any step leaves no trace of the turn and the message is processed again.
+//! trace events (the messages themselves are read from the inbox and outbox rows). The writer runs
+//! it inside one savepoint, so a failure at any step leaves no trace of the turn and the message is
+//! processed again.
 //!
 //! The inbox row is updated first: a turn for a row that is missing or already finished is refused
 //! before anything else is written, so a message can never produce its replies twice.
 //!
-//! [`EncodedTurn`] does the JSON encoding in the caller's task; the writer then runs five
-//! statements per turn (inbox, conversation, contact, a multi-row insert for the outbox, one
-//! transcript row), because every statement is a round trip to the database thread.
+//! [`EncodedTurn`] does the JSON encoding in the caller's task, so the writer thread only binds
+//! values to its prepared statements (inbox, conversation, contact, one per outbox row, one
+//! transcript row).
 
 use chrono::{DateTime, Utc};
 use flowbot_engine::Outbound;
-use sqlx::SqliteConnection;
+use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::codec::{time_text, to_json};
+use crate::codec::{parse_time, time_text, to_json};
 use crate::conversations::EncodedConversation;
 use crate::outbox::NewOutbox;
 use crate::{contacts, conversations, inbox, outbox, transcript};
@@ -67,28 +68,29 @@ impl EncodedTurn {
     }
 }
 
-pub(crate) async fn commit_turn(
-    conn: &mut SqliteConnection,
+pub(crate) fn commit_turn(
+    conn: &Connection,
     turn: &EncodedTurn,
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    let finished: Option<(String, String, String)> = sqlx::query_as(
-        "UPDATE inbox SET state = 'done', last_error = NULL, updated_at = ?
-         WHERE id = ? AND state IN ('pending', 'processing')
-         RETURNING message_at, contact, message",
-    )
-    .bind(time_text(turn.now))
-    .bind(turn.inbox_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((message_at, inbound_contact, inbound_message)) = finished else {
-        return Err(inbox::not_open(conn, turn.inbox_id).await);
+    let finished: Option<String> = conn
+        .prepare_cached(
+            "UPDATE inbox SET state = 'done', last_error = NULL, updated_at = ?
+             WHERE id = ? AND state IN ('pending', 'processing')
+             RETURNING message_at",
+        )?
+        .query_row(params![time_text(turn.now), turn.inbox_id], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    let Some(message_at) = finished else {
+        return Err(inbox::not_open(conn, turn.inbox_id));
     };
 
     match &turn.conversation {
         Some(conversation) => {
-            conversations::upsert(conn, &turn.channel, &turn.phone, conversation).await?
+            conversations::upsert(conn, &turn.channel, &turn.phone, conversation)?
         }
-        None => conversations::delete(conn, &turn.channel, &turn.phone).await?,
+        None => conversations::delete(conn, &turn.channel, &turn.phone)?,
     }
 
     contacts::upsert(
@@ -98,8 +100,7 @@ pub(crate) async fn commit_turn(
         turn.contact_name.as_deref(),
         &message_at,
         turn.now,
-    )
-    .await?;
+    )?;
 
     let target = NewOutbox {
         inbox_id: turn.inbox_id,
@@ -107,23 +108,19 @@ pub(crate) async fn commit_turn(
         business_id: &turn.business_id,
         phone: &turn.phone,
         now: turn.now,
+        message_at: parse_time(&message_at, "the inbox row's message_at").ok(),
     };
-    let rows = outbox::insert(conn, &target, &turn.outbound, &turn.outbound_json).await?;
+    let rows = outbox::insert(conn, &target, &turn.outbound, &turn.outbound_json)?;
 
-    // The entry is assembled from the stored and encoded JSON, not decoded and encoded again.
-    let entry = transcript::turn_entry(
-        &inbound_message,
-        &inbound_contact,
-        &turn.outbound_json,
-        &turn.trace_json,
-    );
+    // The inbound and outbound messages are in the inbox and outbox rows: the entry holds the trace.
+    let entry = transcript::turn_entry(&turn.trace_json);
     let key = transcript::TurnKey {
         channel: &turn.channel,
         phone: &turn.phone,
         inbox_id: turn.inbox_id,
         at: turn.now,
     };
-    transcript::insert_turn(conn, &key, &entry, turn.events).await?;
+    transcript::insert_turn(conn, &key, &entry, turn.events)?;
 
     Ok(rows)
 }

@@ -1,32 +1,33 @@
-//! The single writer task and its group commit.
+//! The single writer thread and its group commit.
 //!
-//! SQLite allows one writer at a time, so the store has exactly one: a tokio task that owns the
+//! SQLite allows one writer at a time, so the store has exactly one: an OS thread that owns the
 //! write connection and takes requests from a channel. A request is a closure that runs its
-//! statements on that connection. The task takes everything queued (up to `max_batch`), opens one
+//! statements on that connection. The thread takes everything queued (up to `max_batch`), opens one
 //! `BEGIN IMMEDIATE` transaction, runs each request inside its own savepoint, commits once, and only
-//! then answers each caller through a oneshot channel. Batching turns many small commits (each an
-//! fsync-bound WAL write) into one; answering after the commit makes every acknowledged write
-//! durable.
+//! then answers each caller through a oneshot channel. Batching turns many small commits (each a
+//! WAL write) into one; answering after the commit makes every acknowledged write durable.
+//!
+//! The connection is driven synchronously (rusqlite) on this one thread, so a whole group commit is
+//! one hand-off between the caller's task and the database, not one per statement: with sqlx's
+//! asynchronous driver every statement was a channel send and a thread wake-up, and those
+//! hand-offs were most of the store's cost (docs/BENCHMARKS.md). Reads stay on sqlx's pool. WAL
+//! checkpoints are not run here but by the [`Checkpointer`](crate::checkpoint::Checkpointer),
+//! which the writer nudges after commits.
 //!
 //! A request that fails rolls back to its savepoint and gets its own error; the others in the batch
 //! still commit. When the batch as a whole fails (the savepoint machinery or the commit itself), every
 //! request of the batch gets that error and nothing of it is kept.
 //!
-//! The task does not know what the requests do: the SQL lives in the modules that own each table.
+//! The thread does not know what the requests do: the SQL lives in the modules that own each table.
 
-use std::future::Future;
-use std::pin::Pin;
-
-use sqlx::{Connection, SqliteConnection, SqlitePool};
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::checkpoint::Checkpointer;
 use crate::StoreError;
 
-/// A boxed future borrowing the write connection.
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Handle to the writer task. Cheap to clone; the task ends when every handle is dropped or after
-/// [`Writer::shutdown`].
+/// Handle to the writer thread. Cheap to clone; the thread ends when every handle is dropped or
+/// after [`Writer::shutdown`].
 #[derive(Clone)]
 pub(crate) struct Writer {
     sender: mpsc::Sender<Message>,
@@ -46,24 +47,33 @@ enum Message {
 }
 
 impl Writer {
-    /// Starts the writer task over `pool` (a pool of one connection).
-    pub(crate) fn spawn(pool: SqlitePool, max_batch: usize) -> Writer {
+    /// Starts the writer thread over `conn`, the write connection; `checkpointer` is told about
+    /// commits (`None`: SQLite checkpoints on the write connection itself).
+    pub(crate) fn spawn(
+        conn: Connection,
+        checkpointer: Option<Checkpointer>,
+        max_batch: usize,
+    ) -> Result<Writer, StoreError> {
         let max_batch = max_batch.max(1);
         // Room for a few batches: enough that callers rarely wait to enqueue, bounded so that a
         // stalled disk pushes back on the webhook instead of growing memory.
         let (sender, receiver) = mpsc::channel(max_batch.saturating_mul(4).max(64));
-        tokio::spawn(run(pool, receiver, max_batch));
-        Writer { sender }
+        std::thread::Builder::new()
+            .name("flowbot-store-writer".into())
+            .spawn(move || run(conn, checkpointer, receiver, max_batch))
+            .map_err(|error| {
+                StoreError::Database(format!("cannot start the writer thread: {error}"))
+            })?;
+        Ok(Writer { sender })
     }
 
     /// Runs `write` on the write connection inside its own savepoint, in the next group commit, and
-    /// returns its result once the batch committed.
+    /// returns its result once the batch committed. `write` runs on the writer thread: it must do
+    /// database work only (encode values before calling).
     pub(crate) async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(TypedJob {
@@ -82,7 +92,7 @@ impl Writer {
     pub(crate) async fn shutdown(&self) {
         let (done, finished) = oneshot::channel();
         if self.sender.send(Message::Shutdown(done)).await.is_ok() {
-            // An error means the task ended anyway.
+            // An error means the thread ended anyway.
             let _ = finished.await;
         }
     }
@@ -95,7 +105,7 @@ impl Writer {
 /// One queued write: runs on the connection, keeps its result, answers after the commit.
 trait Job: Send {
     /// Runs the write; true when it succeeded (its savepoint is then released, else rolled back).
-    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool>;
+    fn run(&mut self, conn: &Connection) -> bool;
     /// Answers the caller. `batch_error` is set when the batch as a whole did not commit.
     fn answer(self: Box<Self>, batch_error: Option<&StoreError>);
 }
@@ -109,20 +119,18 @@ struct TypedJob<T, F> {
 impl<T, F> Job for TypedJob<T, F>
 where
     T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
-        + Send
-        + 'static,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
 {
-    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool> {
-        Box::pin(async move {
-            let result = match self.write.take() {
-                Some(write) => write(conn).await,
-                None => Err(StoreError::Database("a write request ran twice".into())),
-            };
-            let succeeded = result.is_ok();
-            self.result = Some(result);
-            succeeded
-        })
+    fn run(&mut self, conn: &Connection) -> bool {
+        let result = match self.write.take() {
+            // A panicking request must not take the writer thread (and every later write) with it.
+            Some(write) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(conn)))
+                .unwrap_or_else(|_| Err(StoreError::Database("a write request panicked".into()))),
+            None => Err(StoreError::Database("a write request ran twice".into())),
+        };
+        let succeeded = result.is_ok();
+        self.result = Some(result);
+        succeeded
     }
 
     fn answer(self: Box<Self>, batch_error: Option<&StoreError>) {
@@ -138,16 +146,18 @@ where
     }
 }
 
-async fn run(pool: SqlitePool, mut receiver: mpsc::Receiver<Message>, max_batch: usize) {
-    let mut messages = Vec::with_capacity(max_batch);
+fn run(
+    conn: Connection,
+    mut checkpointer: Option<Checkpointer>,
+    mut receiver: mpsc::Receiver<Message>,
+    max_batch: usize,
+) {
     let mut shutdown_waiters = Vec::new();
-    loop {
-        if receiver.recv_many(&mut messages, max_batch).await == 0 {
-            // Every handle dropped, or shut down and drained.
-            break;
-        }
-        let mut jobs = Vec::with_capacity(messages.len());
-        for message in messages.drain(..) {
+    let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
+    // Blocks for the first message of a batch, then takes whatever else is queued.
+    while let Some(first) = receiver.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
             match message {
                 Message::Write(job) => jobs.push(job),
                 Message::Shutdown(waiter) => {
@@ -156,71 +166,64 @@ async fn run(pool: SqlitePool, mut receiver: mpsc::Receiver<Message>, max_batch:
                     shutdown_waiters.push(waiter);
                 }
             }
+            if jobs.len() < max_batch {
+                next = receiver.try_recv().ok();
+            }
         }
         if !jobs.is_empty() {
-            run_batch(&pool, jobs).await;
+            run_batch(&conn, &mut jobs);
+            if let Some(checkpointer) = &mut checkpointer {
+                checkpointer.committed(&conn);
+            }
         }
     }
-    pool.close().await;
+    // The checkpointer goes first, so that closing the write connection, the last one, can
+    // checkpoint the whole WAL and remove it.
+    drop(checkpointer);
+    if let Err((_, error)) = conn.close() {
+        tracing::warn!(%error, "closing the write connection");
+    }
     for waiter in shutdown_waiters {
         let _ = waiter.send(());
     }
 }
 
-/// Runs one group commit and answers every request of it.
-async fn run_batch(pool: &SqlitePool, mut jobs: Vec<Box<dyn Job>>) {
-    let batch_error = match pool.acquire().await {
-        Ok(mut conn) => {
-            let result = execute(&mut conn, &mut jobs).await;
-            if let Err(error) = &result {
-                tracing::error!(%error, requests = jobs.len(), "a group commit failed; its requests are answered with the error");
-                // The connection's transaction state is unknown after a failure in the savepoint
-                // machinery; a fresh connection is cheaper than finding out.
-                conn.close_on_drop();
-            }
-            result.err()
-        }
-        Err(error) => Some(StoreError::from(error)),
-    };
-    for job in jobs {
+/// Runs one group commit and answers every request of it (draining `jobs`).
+fn run_batch(conn: &Connection, jobs: &mut Vec<Box<dyn Job>>) {
+    let result = execute(conn, jobs);
+    if let Err(error) = &result {
+        tracing::error!(%error, requests = jobs.len(), "a group commit failed; its requests are answered with the error");
+        // Whatever is left of the transaction goes; an error here means there was none.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let batch_error = result.err();
+    for job in jobs.drain(..) {
         job.answer(batch_error.as_ref());
     }
 }
 
-async fn execute(conn: &mut SqliteConnection, jobs: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+fn execute(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
     // IMMEDIATE takes the write lock now (waiting up to busy_timeout for another process), so no
-    // statement inside can fail with SQLITE_BUSY half-way through the batch. Dropping the
-    // transaction unfinished (an error below, or the task cancelled) rolls it back.
-    let mut transaction = conn.begin_with("BEGIN IMMEDIATE").await?;
+    // statement inside can fail with SQLITE_BUSY half-way through the batch.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
     if let [job] = jobs {
         // Alone in its batch, a request needs no savepoint: the transaction is one.
-        if job.run(&mut transaction).await {
-            transaction.commit().await?;
-        } else {
-            transaction.rollback().await?;
-        }
+        let end = if job.run(conn) { "COMMIT" } else { "ROLLBACK" };
+        conn.execute_batch(end)?;
         return Ok(());
     }
-    // Savepoints are opened and closed with plain SQL, each close sent together with the next
-    // open, because every call is a round trip to the database thread. After a failed request,
-    // ROLLBACK TO fails with "no such savepoint" when SQLite already rolled back the whole
-    // transaction (I/O error, disk full): the batch is then abandoned instead of committing the
-    // requests that follow on their own.
-    sqlx::query("SAVEPOINT request")
-        .execute(&mut *transaction)
-        .await?;
-    let last = jobs.len() - 1;
-    for (index, job) in jobs.iter_mut().enumerate() {
-        let succeeded = job.run(&mut transaction).await;
-        let close = match (succeeded, index == last) {
-            (true, false) => "RELEASE request; SAVEPOINT request",
-            (true, true) => "RELEASE request",
-            (false, false) => "ROLLBACK TO request; RELEASE request; SAVEPOINT request",
-            (false, true) => "ROLLBACK TO request; RELEASE request",
-        };
-        sqlx::query(close).execute(&mut *transaction).await?;
+    // After a failed request, ROLLBACK TO fails with "no such savepoint" when SQLite already rolled
+    // back the whole transaction (I/O error, disk full): the batch is then abandoned instead of
+    // committing the requests that follow on their own.
+    for job in jobs.iter_mut() {
+        conn.execute_batch("SAVEPOINT request")?;
+        if job.run(conn) {
+            conn.execute_batch("RELEASE request")?;
+        } else {
+            conn.execute_batch("ROLLBACK TO request; RELEASE request")?;
+        }
     }
-    transaction.commit().await?;
+    conn.execute_batch("COMMIT")?;
     Ok(())
 }
 
@@ -228,31 +231,17 @@ async fn execute(conn: &mut SqliteConnection, jobs: &mut [Box<dyn Job>]) -> Resu
 mod tests {
     use super::*;
 
-    async fn memory_pool() -> SqlitePool {
-        let options: sqlx::sqlite::SqliteConnectOptions = match "sqlite::memory:".parse() {
-            Ok(options) => options,
-            Err(error) => panic!("in-memory options: {error}"),
-        };
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .expect("in-memory pool");
-        sqlx::query("CREATE TABLE numbers (n INTEGER NOT NULL CHECK (n >= 0))")
-            .execute(&pool)
-            .await
+    fn memory_connection() -> Connection {
+        let conn = Connection::open_in_memory().expect("in-memory database");
+        conn.execute_batch("CREATE TABLE numbers (n INTEGER NOT NULL CHECK (n >= 0))")
             .expect("create table");
-        pool
+        conn
     }
 
-    fn job<T, F>(write: F) -> (Box<dyn Job>, oneshot::Receiver<Result<T, StoreError>>)
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
-    {
+    fn insert(n: i64) -> (Box<dyn Job>, oneshot::Receiver<Result<usize, StoreError>>) {
         let (reply, answer) = oneshot::channel();
+        let write =
+            move |conn: &Connection| Ok(conn.execute("INSERT INTO numbers (n) VALUES (?)", [n])?);
         let job = Box::new(TypedJob {
             write: Some(write),
             result: None,
@@ -261,43 +250,64 @@ mod tests {
         (job, answer)
     }
 
-    fn insert(n: i64) -> (Box<dyn Job>, oneshot::Receiver<Result<u64, StoreError>>) {
-        job(move |conn| {
-            Box::pin(async move {
-                let done = sqlx::query("INSERT INTO numbers (n) VALUES (?)")
-                    .bind(n)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(done.rows_affected())
-            })
-        })
+    fn stored(conn: &Connection) -> Vec<i64> {
+        let mut select = conn
+            .prepare("SELECT n FROM numbers ORDER BY n")
+            .expect("prepare");
+        let rows = select.query_map([], |row| row.get(0)).expect("select");
+        rows.collect::<Result<_, _>>().expect("rows")
     }
 
     /// One batch of three requests where the middle one violates a constraint: it alone fails, the
     /// other two commit.
-    #[tokio::test]
-    async fn a_failing_request_rolls_back_alone_in_its_batch() {
-        let pool = memory_pool().await;
-        let (first, first_answer) = insert(1);
-        let (failing, failing_answer) = insert(-1);
-        let (last, last_answer) = insert(3);
-        run_batch(&pool, vec![first, failing, last]).await;
+    #[test]
+    fn a_failing_request_rolls_back_alone_in_its_batch() {
+        let conn = memory_connection();
+        let (first, mut first_answer) = insert(1);
+        let (failing, mut failing_answer) = insert(-1);
+        let (last, mut last_answer) = insert(3);
+        run_batch(&conn, &mut vec![first, failing, last]);
 
-        assert_eq!(first_answer.await.expect("answered"), Ok(1));
+        assert_eq!(first_answer.try_recv().expect("answered"), Ok(1));
         let failure = failing_answer
-            .await
+            .try_recv()
             .expect("answered")
             .expect_err("check constraint");
         assert!(
             failure.to_string().contains("CHECK constraint failed"),
             "{failure}"
         );
-        assert_eq!(last_answer.await.expect("answered"), Ok(1));
+        assert_eq!(last_answer.try_recv().expect("answered"), Ok(1));
+        assert_eq!(stored(&conn), vec![1, 3]);
+    }
 
-        let stored: Vec<i64> = sqlx::query_scalar("SELECT n FROM numbers ORDER BY n")
-            .fetch_all(&pool)
-            .await
-            .expect("select");
-        assert_eq!(stored, vec![1, 3]);
+    /// A request alone in its batch that fails leaves nothing behind and the connection usable.
+    #[test]
+    fn a_lone_failing_request_rolls_back_and_the_next_batch_commits() {
+        let conn = memory_connection();
+        let (failing, mut failing_answer) = insert(-1);
+        run_batch(&conn, &mut vec![failing]);
+        assert!(failing_answer.try_recv().expect("answered").is_err());
+        let (next, mut next_answer) = insert(2);
+        run_batch(&conn, &mut vec![next]);
+        assert_eq!(next_answer.try_recv().expect("answered"), Ok(1));
+        assert_eq!(stored(&conn), vec![2]);
+    }
+
+    /// A request that panics gets an error; the batch and the thread go on.
+    #[test]
+    fn a_panicking_request_fails_alone() {
+        let conn = memory_connection();
+        let (first, mut first_answer) = insert(1);
+        let (reply, mut panicked_answer) = oneshot::channel::<Result<usize, StoreError>>();
+        let panicking = Box::new(TypedJob {
+            write: Some(|_: &Connection| -> Result<usize, StoreError> { panic!("a bug") }),
+            result: None,
+            reply,
+        });
+        run_batch(&conn, &mut vec![first, panicking]);
+        assert_eq!(first_answer.try_recv().expect("answered"), Ok(1));
+        assert!(panicked_answer.try_recv().expect("answered").is_err());
+        assert_eq!(stored(&conn), vec![1]);
     }
 }

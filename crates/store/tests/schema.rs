@@ -39,7 +39,7 @@ async fn opening_twice_keeps_the_data_and_applies_nothing_new() {
     let also = db.reopen().await;
     assert_eq!(again.unfinished_inbox().await.expect("read").len(), 1);
     assert_eq!(also.unfinished_inbox().await.expect("read").len(), 1);
-    assert_eq!(db.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 3);
+    assert_eq!(db.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 4);
 }
 
 #[cfg(unix)]
