@@ -227,6 +227,51 @@ fn flows_are_checked_together() {
     assert_eq!(set.by_keyword("  HI ").map(|f| f.name.as_str()), Some("a"));
 }
 
+/// Hundreds of files compile on several threads; the checks across files still name the same
+/// files in the same order as one thread would, whatever thread compiled what.
+#[test]
+fn many_flows_are_checked_together_in_file_order() {
+    let flow = |name: &str, keyword: &str| {
+        format!(
+            "flow: {name}\ntriggers: {{ keywords: [{keyword}] }}\nsteps:\n  - id: s\n    say: hi\n"
+        )
+    };
+    let mut sources: Vec<FlowSource> = (0..500)
+        .map(|k| FlowSource {
+            file: format!("f{k:03}.yaml"),
+            text: flow(&format!("flow_{k}"), &format!("start{k}")),
+        })
+        .collect();
+    // The last file repeats the first one's name; one in the middle repeats a keyword; one is broken.
+    sources[499].text = flow("flow_0", "other");
+    sources[250].text = flow("flow_250", "start3");
+    sources[400].text = "flow: [".into();
+    let (set, diagnostics) = FlowSet::load(&sources);
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(
+        errors[0].starts_with(
+            "f250.yaml:2:24: error: keyword `start3` also starts flow `flow_3` (f003.yaml)"
+        ),
+        "{errors:?}"
+    );
+    assert!(errors[1].starts_with("f400.yaml:"), "{errors:?}");
+    assert!(
+        errors[2].starts_with("f499.yaml:1:7: error: flow `flow_0` is also defined in f000.yaml"),
+        "{errors:?}"
+    );
+    assert_eq!(set.flows().len(), 498);
+    assert_eq!(set.by_keyword("start499").map(|f| f.name.as_str()), None);
+    assert_eq!(
+        set.by_keyword("start498").map(|f| f.name.as_str()),
+        Some("flow_498")
+    );
+}
+
 #[test]
 fn zoho_mistakes_are_warned_about() {
     // Zoho returns only the listed fields: a saved field missing from `fields:` would stay empty.
