@@ -30,10 +30,19 @@ async fn a_turn_commits_conversation_contact_outbox_transcript_and_done() {
     assert_eq!(rows[0].state, OutboxState::Pending);
     assert_eq!(rows[0].phone, PHONE);
     assert_eq!(rows[0].business_id, common::BUSINESS);
+    assert_eq!(
+        rows[0].answers_message_at,
+        Some(at(0)),
+        "new rows carry the answered message's time (the sender's window check needs no read)"
+    );
     let unsent = db.store.unsent_outbox().await.expect("read");
     assert_eq!(
         unsent.iter().map(|row| row.id).collect::<Vec<_>>(),
         rows.iter().map(|row| row.id).collect::<Vec<_>>()
+    );
+    assert!(
+        unsent.iter().all(|row| row.answers_message_at.is_none()),
+        "rows read back do not know it: the sender reads the contact"
     );
 
     assert_eq!(
