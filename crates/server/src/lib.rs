@@ -170,10 +170,13 @@ impl Server {
                  Listening on loopback ({local_addr}) only; set the app secret before exposing this server"
             );
         }
-        // The flows compile on other threads while the database opens: with a thousand flows
-        // both take tens of milliseconds, and start-up time is the longer of the two.
-        let flows_dir = config.flows.clone();
-        let loading = tokio::task::spawn_blocking(move || load_flows(&flows_dir));
+        // Flows first: invalid flows stop the start before the database is created or migrated.
+        let loaded = load_flows(&config.flows)?;
+        for warning in &loaded.warnings {
+            tracing::warn!("{warning}");
+        }
+        let flow_count = loaded.flows.flows().len();
+
         let store = Store::open(
             &config.database_url,
             StoreOptions {
@@ -181,24 +184,7 @@ impl Server {
                 ..StoreOptions::default()
             },
         )
-        .await;
-        let loaded = match loading.await {
-            Ok(loaded) => loaded,
-            Err(panic) => std::panic::resume_unwind(panic.into_panic()),
-        };
-        // Invalid flows are the error to report, even when the database did not open either.
-        let loaded = match (loaded, &store) {
-            (Err(error), Ok(store)) => {
-                store.close().await;
-                return Err(error.into());
-            }
-            (loaded, _) => loaded?,
-        };
-        let store = store?;
-        for warning in &loaded.warnings {
-            tracing::warn!("{warning}");
-        }
-        let flow_count = loaded.flows.flows().len();
+        .await?;
         let metrics = Arc::new(Metrics::new());
 
         let outlet = match &config.whatsapp.access_token {

@@ -30,6 +30,7 @@ const MAX_INTERVAL: Duration = Duration::from_millis(500);
 /// The writer's handle to the checkpoint thread; the thread ends when this is dropped.
 pub(crate) struct Checkpointer {
     nudge: SyncSender<()>,
+    thread: std::thread::JoinHandle<()>,
     /// Background checkpoints finished so far, and how many of them the writer has followed up.
     finished: Arc<AtomicU64>,
     followed: u64,
@@ -45,7 +46,7 @@ impl Checkpointer {
         let (nudge, nudged) = sync_channel::<()>(1);
         let finished = Arc::new(AtomicU64::new(0));
         let finished_here = finished.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("flowbot-store-checkpoint".into())
             .spawn(move || {
                 while nudged.recv().is_ok() {
@@ -63,6 +64,7 @@ impl Checkpointer {
             })?;
         Ok(Checkpointer {
             nudge,
+            thread,
             finished,
             followed: 0,
             commits: 0,
@@ -74,10 +76,19 @@ impl Checkpointer {
     pub(crate) fn committed(&mut self, conn: &rusqlite::Connection) {
         let finished = self.finished.load(Ordering::Acquire);
         if finished != self.followed {
-            self.followed = finished;
-            let tail = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-            if let Err(error) = tail {
-                tracing::warn!(%error, "a WAL checkpoint failed; the next one retries");
+            // (busy, frames in the WAL, frames checkpointed). Busy: the background thread is
+            // already running the next checkpoint; try again after the next commit, or the WAL
+            // might never start over on a disk slow enough that checkpoints always overlap.
+            let tail = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                row.get::<_, i64>(0)
+            });
+            match tail {
+                Ok(0) => self.followed = finished,
+                Ok(_) => {}
+                Err(error) => {
+                    self.followed = finished;
+                    tracing::warn!(%error, "a WAL checkpoint failed; the next one retries");
+                }
             }
         }
         self.commits += 1;
@@ -86,6 +97,14 @@ impl Checkpointer {
             let _ = self.nudge.try_send(());
             self.commits = 0;
             self.last = Instant::now();
+        }
+    }
+
+    /// Ends the thread after the checkpoint it may be running, and waits for it.
+    pub(crate) fn stop(self) {
+        drop(self.nudge);
+        if self.thread.join().is_err() {
+            tracing::warn!("the checkpoint thread panicked");
         }
     }
 }

@@ -255,8 +255,6 @@ struct StoreInner {
     location: Location,
     readers: SqlitePool,
     writer: Writer,
-    /// For `sqlite::memory:`: the temporary folder of its file, removed with the store.
-    _temporary: Option<tempfile::TempDir>,
 }
 
 impl Store {
@@ -265,13 +263,17 @@ impl Store {
     pub async fn open(location: &str, options: StoreOptions) -> Result<Store, StoreError> {
         let location = Location::parse(location)?;
         let opened = open::open(&location, &options).await?;
-        let writer = Writer::spawn(opened.writer, Some(opened.checkpointer), options.max_batch)?;
+        let writer = Writer::spawn(
+            opened.writer,
+            Some(opened.checkpointer),
+            opened.temporary,
+            options.max_batch,
+        )?;
         Ok(Store {
             inner: Arc::new(StoreInner {
                 location,
                 readers: opened.readers,
                 writer,
-                _temporary: opened.temporary,
             }),
         })
     }

@@ -6,8 +6,9 @@
 //! it; SQLite gives its `-wal` and `-shm` files the same permissions.
 //!
 //! An in-memory database (`sqlite::memory:`) is a private temporary file instead, removed when the
-//! store is dropped: SQLite's in-memory databases belong to one connection, and the store needs a
-//! write connection and readers that see the same data.
+//! writer thread ends (on close, or once every handle to the store is dropped): SQLite's in-memory
+//! databases belong to one connection, and the store needs a write connection and readers that see
+//! the same data.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -82,7 +83,7 @@ impl std::fmt::Display for Location {
 }
 
 /// The open database: the write connection for the writer thread, the reader pool, and for
-/// `sqlite::memory:` the temporary folder holding the file (removed on drop).
+/// `sqlite::memory:` the temporary folder holding the file (the writer thread removes it).
 pub(crate) struct Opened {
     pub(crate) writer: rusqlite::Connection,
     pub(crate) checkpointer: Checkpointer,

@@ -1,14 +1,16 @@
 //! Transcript events: what came in, what went out and what each step did. A turn is stored as one
 //! row (kind `turn`) whose entry is a JSON object holding the turn's trace events; the inbound
 //! message and the outbound ones are not copied into it but read from the turn's inbox row and
-//! outbox rows (`inbox_id`), which retention keeps at least as long. Reading expands a turn back
-//! into events in the order they happened: inbound, each outbound, each trace event.
+//! outbox rows (`inbox_id`, same contact), which retention keeps at least as long. Reading expands
+//! a turn back into events in the order they happened: inbound, each outbound, each trace event.
 //!
-//! Older rows are still read as they are: turn rows written between migrations 0003 and 0004 hold
-//! their own copies (`{"message", "contact", "outbound", "trace"}`), and databases written before
+//! Older rows are still read as they are: turn rows written by earlier versions hold their own
+//! copies (`{"message", "contact", "outbound", "trace"}`), and databases written before migration
 //! 0003 hold one row per event (kind `inbound`, `outbound` or `trace`, the entry being the
 //! [`TranscriptEntry`] JSON). Rows are not tied to inbox rows by a foreign key: a turn whose inbox
-//! row is gone (pruned at the very edge of the retention period) reads without its inbound event.
+//! row is already gone (retention compares the inbox row's reception time and the turn's time with
+//! the same cut-off, so a message received just before it and answered just after) reads with its
+//! trace events only until the next prune removes it too.
 
 use chrono::{DateTime, Utc};
 use flowbot_engine::{Contact, Inbound, Outbound, TraceEvent};
@@ -22,8 +24,8 @@ use crate::{StoreError, TranscriptEntry, TranscriptEvent};
 /// The `kind` of a row holding a whole turn.
 const TURN_KIND: &str = "turn";
 
-/// The entry of a turn row, as read back. Only rows written before migration 0004 hold the
-/// messages themselves.
+/// The entry of a turn row, as read back. Only rows written by earlier versions hold the messages
+/// themselves.
 #[derive(Deserialize)]
 struct TurnEntry {
     #[serde(default)]
@@ -96,8 +98,8 @@ pub(crate) async fn read(
     let records: Vec<ReadRow> = sqlx::query_as(
         "SELECT t.id, t.phone, t.inbox_id, t.at, t.kind, t.entry, i.message, i.contact, o.message
          FROM transcript t
-         LEFT JOIN inbox i ON t.kind = 'turn' AND i.id = t.inbox_id
-         LEFT JOIN outbox o ON t.kind = 'turn' AND o.inbox_id = t.inbox_id
+         LEFT JOIN inbox i ON t.kind = 'turn' AND i.id = t.inbox_id AND i.phone = t.phone
+         LEFT JOIN outbox o ON t.kind = 'turn' AND o.inbox_id = t.inbox_id AND o.phone = t.phone
          WHERE t.phone = ? AND t.at >= ? ORDER BY t.at, t.id, o.sequence",
     )
     .bind(phone)
@@ -173,33 +175,18 @@ pub(crate) struct Pruned {
     pub(crate) events: u64,
 }
 
-/// Deletes up to `limit` rows older than `before`, oldest first.
+/// Deletes up to `limit` rows older than `before`.
 pub(crate) fn prune_chunk(
     conn: &Connection,
     before: &str,
     limit: i64,
 ) -> Result<Pruned, StoreError> {
-    // Ids grow with time, so the old rows are the first ones: walk up from the lowest id to the
-    // first row at or after `before` (no index on `at` needed), then delete up to there.
-    let mut last_old = None;
-    {
-        let mut oldest =
-            conn.prepare_cached("SELECT id, at FROM transcript ORDER BY id LIMIT ?")?;
-        let mut rows = oldest.query([limit])?;
-        while let Some(row) = rows.next()? {
-            let at: String = row.get(1)?;
-            if at.as_str() >= before {
-                break;
-            }
-            last_old = Some(row.get::<_, i64>(0)?);
-        }
-    }
-    let Some(last_old) = last_old else {
-        return Ok(Pruned { rows: 0, events: 0 });
-    };
     let events = conn
-        .prepare_cached("DELETE FROM transcript WHERE id <= ? RETURNING events")?
-        .query_map([last_old], |row| row.get::<_, i64>(0))?
+        .prepare_cached(
+            "DELETE FROM transcript WHERE id IN (SELECT id FROM transcript WHERE at < ? LIMIT ?)
+             RETURNING events",
+        )?
+        .query_map(params![before, limit], |row| row.get::<_, i64>(0))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Pruned {
         rows: events.len() as u64,
@@ -212,8 +199,8 @@ mod tests {
     use super::*;
     use crate::codec::to_json;
 
-    /// A turn entry holds the trace only; an entry written between migrations 0003 and 0004, with
-    /// its own copies of the messages, still reads.
+    /// A turn entry holds the trace only; an entry written by an earlier version, with its own
+    /// copies of the messages, still reads.
     #[test]
     fn turn_entries_new_and_old_read_back() {
         let trace = vec![TraceEvent::Step {

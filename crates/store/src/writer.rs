@@ -49,9 +49,12 @@ enum Message {
 impl Writer {
     /// Starts the writer thread over `conn`, the write connection; `checkpointer` is told about
     /// commits (`None`: SQLite checkpoints on the write connection itself).
+    /// `temporary` (the folder of a `sqlite::memory:` database) is removed once the thread has
+    /// closed its connection.
     pub(crate) fn spawn(
         conn: Connection,
         checkpointer: Option<Checkpointer>,
+        temporary: Option<tempfile::TempDir>,
         max_batch: usize,
     ) -> Result<Writer, StoreError> {
         let max_batch = max_batch.max(1);
@@ -60,7 +63,10 @@ impl Writer {
         let (sender, receiver) = mpsc::channel(max_batch.saturating_mul(4).max(64));
         std::thread::Builder::new()
             .name("flowbot-store-writer".into())
-            .spawn(move || run(conn, checkpointer, receiver, max_batch))
+            .spawn(move || {
+                run(conn, checkpointer, receiver, max_batch);
+                drop(temporary);
+            })
             .map_err(|error| {
                 StoreError::Database(format!("cannot start the writer thread: {error}"))
             })?;
@@ -172,14 +178,17 @@ fn run(
         }
         if !jobs.is_empty() {
             run_batch(&conn, &mut jobs);
-            if let Some(checkpointer) = &mut checkpointer {
+            // Never inside a transaction (one a failed batch could not end).
+            if let (Some(checkpointer), true) = (&mut checkpointer, conn.is_autocommit()) {
                 checkpointer.committed(&conn);
             }
         }
     }
-    // The checkpointer goes first, so that closing the write connection, the last one, can
-    // checkpoint the whole WAL and remove it.
-    drop(checkpointer);
+    // The checkpoint thread ends first (after the checkpoint it may be running), then the write
+    // connection closes; SQLite checkpoints the WAL when the last connection to the file closes.
+    if let Some(checkpointer) = checkpointer {
+        checkpointer.stop();
+    }
     if let Err((_, error)) = conn.close() {
         tracing::warn!(%error, "closing the write connection");
     }
@@ -203,27 +212,38 @@ fn run_batch(conn: &Connection, jobs: &mut Vec<Box<dyn Job>>) {
 }
 
 fn execute(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+    if !conn.is_autocommit() {
+        // A failed batch whose ROLLBACK failed too left its transaction open; end it now, or every
+        // later BEGIN would fail.
+        tracing::error!("the write connection was left inside a transaction; rolling it back");
+        control(conn, "ROLLBACK")?;
+    }
     // IMMEDIATE takes the write lock now (waiting up to busy_timeout for another process), so no
     // statement inside can fail with SQLITE_BUSY half-way through the batch.
-    conn.execute_batch("BEGIN IMMEDIATE")?;
+    control(conn, "BEGIN IMMEDIATE")?;
     if let [job] = jobs {
         // Alone in its batch, a request needs no savepoint: the transaction is one.
-        let end = if job.run(conn) { "COMMIT" } else { "ROLLBACK" };
-        conn.execute_batch(end)?;
+        control(conn, if job.run(conn) { "COMMIT" } else { "ROLLBACK" })?;
         return Ok(());
     }
     // After a failed request, ROLLBACK TO fails with "no such savepoint" when SQLite already rolled
     // back the whole transaction (I/O error, disk full): the batch is then abandoned instead of
     // committing the requests that follow on their own.
     for job in jobs.iter_mut() {
-        conn.execute_batch("SAVEPOINT request")?;
-        if job.run(conn) {
-            conn.execute_batch("RELEASE request")?;
-        } else {
-            conn.execute_batch("ROLLBACK TO request; RELEASE request")?;
+        control(conn, "SAVEPOINT request")?;
+        if !job.run(conn) {
+            control(conn, "ROLLBACK TO request")?;
         }
+        control(conn, "RELEASE request")?;
     }
-    conn.execute_batch("COMMIT")?;
+    control(conn, "COMMIT")?;
+    Ok(())
+}
+
+/// Runs a transaction or savepoint statement, prepared once (four of them per request otherwise
+/// parsed again every time).
+fn control(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)?.execute([])?;
     Ok(())
 }
 
@@ -292,6 +312,24 @@ mod tests {
         run_batch(&conn, &mut vec![next]);
         assert_eq!(next_answer.try_recv().expect("answered"), Ok(1));
         assert_eq!(stored(&conn), vec![2]);
+    }
+
+    /// A transaction left open on the connection (a failed batch whose ROLLBACK failed too) is
+    /// ended before the next batch, instead of making every later BEGIN fail.
+    #[test]
+    fn a_transaction_left_open_is_ended_before_the_next_batch() {
+        let conn = memory_connection();
+        conn.execute_batch("BEGIN; INSERT INTO numbers (n) VALUES (7)")
+            .expect("an open transaction");
+        let (next, mut next_answer) = insert(2);
+        run_batch(&conn, &mut vec![next]);
+        assert_eq!(next_answer.try_recv().expect("answered"), Ok(1));
+        assert!(conn.is_autocommit());
+        assert_eq!(
+            stored(&conn),
+            vec![2],
+            "the stray transaction's insert was rolled back"
+        );
     }
 
     /// A request that panics gets an error; the batch and the thread go on.

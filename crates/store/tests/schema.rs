@@ -39,7 +39,7 @@ async fn opening_twice_keeps_the_data_and_applies_nothing_new() {
     let also = db.reopen().await;
     assert_eq!(again.unfinished_inbox().await.expect("read").len(), 1);
     assert_eq!(also.unfinished_inbox().await.expect("read").len(), 1);
-    assert_eq!(db.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 5);
+    assert_eq!(db.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 4);
 }
 
 #[cfg(unix)]
@@ -125,7 +125,7 @@ async fn synchronous_full_is_an_option() {
 
 /// Start-up reads the unfinished inbox rows and the outbox rows still to send; both must be found
 /// by an index, not by scanning tables that hold every message of the retention period (the outbox
-/// query scanned until migration 0005: 30 ms at start-up over 100,000 conversations).
+/// query scanned until migration 0004: 30 ms at start-up over 100,000 conversations).
 #[tokio::test]
 async fn start_up_reads_use_indexes() {
     let db = open_store().await;

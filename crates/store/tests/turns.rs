@@ -558,3 +558,41 @@ async fn the_last_inbound_time_never_moves_backwards() {
         .expect("exists");
     assert_eq!(contact.last_inbound_at, Some(at(100)));
 }
+
+/// A turn's transcript row reads its messages from its own inbox and outbox rows, matched by
+/// contact too: if its inbox row is gone and the id is used again (an emptied inbox restarts its
+/// ids), another contact's message must not show up in this contact's transcript.
+#[tokio::test]
+async fn a_transcript_never_shows_another_contacts_messages() {
+    let db = open_store().await;
+    let other = "919820000002";
+    let mine = insert_one(&db.store, "wamid.mine", PHONE, at(0)).await;
+    db.store
+        .commit_turn(turn(mine, PHONE, &["for me"], at(1)))
+        .await
+        .expect("commit");
+    let theirs = insert_one(&db.store, "wamid.theirs", other, at(2)).await;
+    db.store
+        .commit_turn(turn(theirs, other, &["for them"], at(3)))
+        .await
+        .expect("commit");
+    // As if my inbox row had been pruned and its id given to the other contact's message.
+    let mut raw = db.raw().await;
+    sqlx::query("UPDATE transcript SET inbox_id = ? WHERE phone = ?")
+        .bind(theirs)
+        .bind(PHONE)
+        .execute(&mut raw)
+        .await
+        .expect("update");
+    let transcript = db.store.transcript(PHONE, None).await.expect("read");
+    assert!(!transcript.is_empty(), "the trace events still read");
+    for event in &transcript {
+        match &event.entry {
+            TranscriptEntry::Inbound { message, .. } => {
+                panic!("another contact's message: {message:?}")
+            }
+            TranscriptEntry::Outbound { message } => panic!("another contact's reply: {message:?}"),
+            TranscriptEntry::Trace { .. } => {}
+        }
+    }
+}
