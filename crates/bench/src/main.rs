@@ -114,7 +114,7 @@ struct LoadArgs {
     /// the server in this process.
     #[arg(long)]
     server_bin: Option<PathBuf>,
-    /// Worker queues of the server (`FLOWBOT_WORKERS`; 0 = its default, two per core).
+    /// Worker queues of the server (`FLOWBOT_WORKERS`; 0 = its default, 64).
     #[arg(long, default_value_t = 0)]
     workers: usize,
     /// Give up waiting for replies after this long without a new one.

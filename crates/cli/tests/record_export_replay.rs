@@ -74,6 +74,20 @@ fn a_chat_kept_in_a_database_exports_as_a_replay_that_passes() {
         text(&second)
     );
 
+    // The replies were shown in the terminal: none is left for a server on this database to send
+    // to the customer's real number.
+    let unsent = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let store = flowbot_store::Store::open(database, Default::default())
+                .await
+                .expect("open");
+            let unsent = store.unsent_outbox().await.expect("read");
+            store.close().await;
+            unsent
+        });
+    assert!(unsent.is_empty(), "queued for sending: {unsent:?}");
+
     let listed = flowbot(&["conversations", "list", "--database", database], "");
     assert!(
         text(&listed).contains("no conversations"),

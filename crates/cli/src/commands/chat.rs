@@ -198,7 +198,7 @@ pub async fn run(args: ChatArgs) -> Result<ExitCode> {
             if let Some(flowbot_store::InsertOutcome::Inserted(inbox_id)) =
                 inserted.first().copied()
             {
-                store
+                let rows = store
                     .commit_turn(TurnCommit {
                         inbox_id,
                         channel: "whatsapp".into(),
@@ -210,6 +210,11 @@ pub async fn run(args: ChatArgs) -> Result<ExitCode> {
                         now: inbound.timestamp,
                     })
                     .await?;
+                // The replies were shown here; recorded as delivered, so that a server started on
+                // this database never sends text typed in a terminal to a real customer.
+                for row in rows {
+                    store.mark_sent(row.id, &format!("chat.{}", row.id)).await?;
+                }
             }
         }
         conversation = result.conversation;
