@@ -16,6 +16,7 @@
 //! - [`sender`]: delivery through the Cloud API: per-recipient order, retries, window, pause on 190.
 //! - [`metrics`]: Prometheus metrics. [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`reload`]: loading the flows folder, and reloading it (SIGHUP).
+//! - [`instance_lock`]: one serving process per database (`<database>.lock`).
 //! - [`local_replies`]: `GET /local/replies` for `flowbot send`. [`local_send`]: its client side.
 //!
 //! Invariants: the webhook answers only after its messages are durable and never waits for a flow
@@ -28,6 +29,7 @@ pub mod config;
 pub mod health;
 pub mod inbound;
 pub mod ingress;
+pub mod instance_lock;
 pub mod local_replies;
 pub mod local_send;
 pub mod metrics;
@@ -83,6 +85,8 @@ pub enum ServerError {
     Http(String),
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Lock(#[from] instance_lock::LockError),
 }
 
 /// What `serve --check` found.
@@ -138,6 +142,8 @@ pub fn check(config: &ServerConfig) -> Result<CheckReport, ServerError> {
 
 /// A started server, not yet serving HTTP (its workers and sender already run).
 pub struct Server {
+    /// Held until the store is closed: one serving process per database.
+    lock: Option<instance_lock::InstanceLock>,
     listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
@@ -176,6 +182,10 @@ impl Server {
             tracing::warn!("{warning}");
         }
         let flow_count = loaded.flows.flows().len();
+        let lock = match flowbot_store::Location::parse(&config.database_url)?.path() {
+            Some(path) => Some(instance_lock::lock(path)?),
+            None => None,
+        };
 
         let store = Store::open(
             &config.database_url,
@@ -301,6 +311,7 @@ impl Server {
             local_replies,
         };
         Ok(Server {
+            lock,
             listener,
             local_addr,
             state,
@@ -336,6 +347,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let Server {
+            lock,
             listener,
             state,
             workers,
@@ -361,6 +373,7 @@ impl Server {
             );
         }
         store.close().await;
+        drop(lock);
         tracing::info!("flowbot server stopped");
         served.map_err(ServerError::Io)
     }

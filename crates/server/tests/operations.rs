@@ -225,3 +225,27 @@ async fn flowbot_send_posts_a_signed_message_and_returns_the_replies() {
     );
     app.stop().await;
 }
+
+/// Two servers on one database would each answer a contact from their own cached state: the
+/// second is refused at start with a clear error, and the database is free again once the first
+/// stopped.
+#[tokio::test]
+async fn a_second_server_on_the_same_database_is_refused() {
+    let first = spawn_app().await;
+    let config = config_for(&first.place, &Options::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refused = Server::build(config, listener)
+        .await
+        .err()
+        .expect("the second server is refused");
+    assert!(matches!(refused, ServerError::Lock(_)), "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("another flowbot serve is already using the database"),
+        "{refused}"
+    );
+    let place = first.stop().await;
+    let again = spawn_in(place, Options::default()).await;
+    again.stop().await;
+}
