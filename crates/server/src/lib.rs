@@ -195,6 +195,14 @@ impl Server {
             },
         )
         .await?;
+        if store.is_read_only() {
+            store.close().await;
+            return Err(ServerError::Store(StoreError::Database(format!(
+                "the database {} can only be read (check the permissions of the file, its -wal and \
+                 -shm files and its folder): the server must write every webhook before answering it",
+                config.database_url
+            ))));
+        }
         let metrics = Arc::new(Metrics::new());
 
         let outlet = match &config.whatsapp.access_token {

@@ -255,6 +255,8 @@ struct StoreInner {
     location: Location,
     readers: SqlitePool,
     writer: Writer,
+    /// SQLite opened the file read-only (no write permission on it or its folder).
+    read_only: bool,
 }
 
 impl Store {
@@ -263,6 +265,10 @@ impl Store {
     pub async fn open(location: &str, options: StoreOptions) -> Result<Store, StoreError> {
         let location = Location::parse(location)?;
         let opened = open::open(&location, &options).await?;
+        let read_only = opened
+            .writer
+            .is_readonly(rusqlite::DatabaseName::Main)
+            .unwrap_or(false);
         let writer = Writer::spawn(
             opened.writer,
             Some(opened.checkpointer),
@@ -274,6 +280,7 @@ impl Store {
                 location,
                 readers: opened.readers,
                 writer,
+                read_only,
             }),
         })
     }
@@ -281,6 +288,12 @@ impl Store {
     /// Where the database lives.
     pub fn location(&self) -> &Location {
         &self.inner.location
+    }
+
+    /// True when SQLite could open the file for reading only (its permissions, or its folder's):
+    /// every write would fail. Commands that only read can still use it; a server cannot.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
     }
 
     /// Records the messages of one webhook in one transaction (group-committed with others);
