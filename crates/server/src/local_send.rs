@@ -87,9 +87,20 @@ impl LocalMessage {
     }
 }
 
+/// The server's address as given, without a trailing slash; `127.0.0.1:8080` (no scheme, as the
+/// server prints its listen address) means `http://127.0.0.1:8080`.
+fn base_url(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    }
+}
+
 /// Sends `message` and waits for the replies.
 pub async fn send_local(message: &LocalMessage) -> Result<LocalSendReport, LocalSendError> {
-    let base = message.url.trim_end_matches('/').to_owned();
+    let base = base_url(&message.url);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -234,6 +245,16 @@ mod tests {
         assert_eq!(
             parsed.messages[0].profile_name.as_deref(),
             Some("Anika Rao")
+        );
+    }
+
+    #[test]
+    fn a_listen_address_without_a_scheme_is_an_http_url() {
+        assert_eq!(base_url("127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(base_url("http://127.0.0.1:8080/"), "http://127.0.0.1:8080");
+        assert_eq!(
+            base_url(" https://bot.example.com "),
+            "https://bot.example.com"
         );
     }
 

@@ -22,7 +22,11 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     if args.check {
         let report = match flowbot_server::check(&config) {
             Ok(report) => report,
-            Err(flowbot_server::ServerError::Flows(error)) => {
+            // Flows with errors are findings (exit 1); a missing or empty folder means the check
+            // could not run (exit 2, like `serve` itself).
+            Err(flowbot_server::ServerError::Flows(
+                error @ flowbot_server::FlowsError::Invalid { .. },
+            )) => {
                 println!("{error}");
                 return Ok(ExitCode::from(1));
             }
