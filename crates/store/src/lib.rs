@@ -271,7 +271,7 @@ impl Store {
             .unwrap_or(false);
         let writer = Writer::spawn(
             opened.writer,
-            Some(opened.checkpointer),
+            opened.checkpointer,
             opened.temporary,
             options.max_batch,
         )?;

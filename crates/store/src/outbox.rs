@@ -208,11 +208,7 @@ pub(crate) fn mark_send_started(
     if updated > 0 {
         return Ok(());
     }
-    let state: Option<String> = conn
-        .prepare_cached("SELECT state FROM outbox WHERE id = ?")?
-        .query_row([outbox_id], |row| row.get(0))
-        .optional()?;
-    Err(match state {
+    Err(match stored_state(conn, outbox_id)? {
         Some(state) => {
             StoreError::Conflict(format!("outbox row {outbox_id} is {state}, not to be sent"))
         }
@@ -239,11 +235,7 @@ pub(crate) fn confirm_sent(
     if updated > 0 {
         return Ok(true);
     }
-    let exists: Option<i64> = conn
-        .prepare_cached("SELECT id FROM outbox WHERE id = ?")?
-        .query_row([outbox_id], |row| row.get(0))
-        .optional()?;
-    match exists {
+    match stored_state(conn, outbox_id)? {
         Some(_) => Ok(false),
         None => Err(StoreError::NotFound(format!(
             "there is no outbox row {outbox_id}"
@@ -278,14 +270,19 @@ pub(crate) fn mark_send_error(
     if updated > 0 {
         return Ok(());
     }
-    let exists: Option<i64> = conn
-        .prepare_cached("SELECT id FROM outbox WHERE id = ?")?
-        .query_row([outbox_id], |row| row.get(0))
-        .optional()?;
-    Err(match exists {
+    Err(match stored_state(conn, outbox_id)? {
         Some(_) => StoreError::Conflict(format!("outbox row {outbox_id} is already sent")),
         None => StoreError::NotFound(format!("there is no outbox row {outbox_id}")),
     })
+}
+
+/// The state of an outbox row, for the error of a write that changed nothing; `None` when there
+/// is no such row.
+fn stored_state(conn: &Connection, outbox_id: i64) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT state FROM outbox WHERE id = ?")?
+        .query_row([outbox_id], |row| row.get(0))
+        .optional()?)
 }
 
 /// How far along a delivery status is; a status replaces the stored one only when it ranks higher.

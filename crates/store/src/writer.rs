@@ -48,12 +48,12 @@ enum Message {
 
 impl Writer {
     /// Starts the writer thread over `conn`, the write connection; `checkpointer` is told about
-    /// commits (`None`: SQLite checkpoints on the write connection itself).
+    /// commits and stopped before the connection closes.
     /// `temporary` (the folder of a `sqlite::memory:` database) is removed once the thread has
     /// closed its connection.
     pub(crate) fn spawn(
         conn: Connection,
-        checkpointer: Option<Checkpointer>,
+        checkpointer: Checkpointer,
         temporary: Option<tempfile::TempDir>,
         max_batch: usize,
     ) -> Result<Writer, StoreError> {
@@ -154,7 +154,7 @@ where
 
 fn run(
     conn: Connection,
-    mut checkpointer: Option<Checkpointer>,
+    mut checkpointer: Checkpointer,
     mut receiver: mpsc::Receiver<Message>,
     max_batch: usize,
 ) {
@@ -179,16 +179,14 @@ fn run(
         if !jobs.is_empty() {
             run_batch(&conn, &mut jobs);
             // Never inside a transaction (one a failed batch could not end).
-            if let (Some(checkpointer), true) = (&mut checkpointer, conn.is_autocommit()) {
+            if conn.is_autocommit() {
                 checkpointer.committed(&conn);
             }
         }
     }
     // The checkpoint thread ends first (after the checkpoint it may be running), then the write
     // connection closes; SQLite checkpoints the WAL when the last connection to the file closes.
-    if let Some(checkpointer) = checkpointer {
-        checkpointer.stop();
-    }
+    checkpointer.stop();
     if let Err((_, error)) = conn.close() {
         tracing::warn!(%error, "closing the write connection");
     }
